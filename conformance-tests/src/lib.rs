@@ -1,0 +1,2 @@
+//! One conformance suite for every raftengine backend.
+#![deny(missing_docs)]

@@ -1,0 +1,83 @@
+//! The `Engine` trait: what a replicated state machine needs from a Raft library.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::leadership::{LeaderLossCallback, Subscription};
+use crate::types::{
+    Applied, Capabilities, Membership, NodeId, QuorumAck, ReadIndex, SnapshotInfo, Status, Timing,
+};
+
+/// One Raft node, whatever library runs it. Object-safe: hold it as `Arc<dyn Engine>`.
+///
+/// Every method that waits has a deadline (the configured request timeout); none waits forever.
+/// Errors are classified by [`crate::ErrorKind`]; see [`crate::Error::is_leadership_loss`].
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// This node's id.
+    fn id(&self) -> NodeId;
+
+    /// The latest published status. Cheap: no lock on the Raft core.
+    fn status(&self) -> Status;
+
+    /// A receiver that sees every status change.
+    fn subscribe(&self) -> watch::Receiver<Status>;
+
+    /// The clock the engine reports times on ([`QuorumAck::sent_at`]); lease checks must read
+    /// this same clock.
+    fn clock(&self) -> Arc<dyn Clock>;
+
+    /// Replicates `command` and returns once it is committed **and applied locally**, with the
+    /// state machine's response. Fails with `NotLeader` on a follower (never forwards).
+    async fn propose(&self, command: Bytes) -> Result<Applied>;
+
+    /// Confirms leadership with a quorum round (ReadIndex) and returns once the local state
+    /// machine has applied at least the confirmed index. Concurrent callers share rounds.
+    async fn linearizable_read(&self) -> Result<ReadIndex>;
+
+    /// Calls `callback` on every leader→non-leader edge of this node, including shutdown,
+    /// fatal failure, and loss of quorum contact (detected from acknowledgement age even when
+    /// the library has not stepped down yet). Dropping the subscription deregisters it.
+    fn on_leader_loss(&self, callback: LeaderLossCallback) -> Subscription;
+
+    /// Timing facts for lease computations.
+    fn timing(&self) -> Timing;
+
+    /// The newest message sent in the current term whose acknowledgement by a quorum of
+    /// current voters proves this node's leadership; `None` unless leading.
+    fn quorum_ack(&self) -> Option<QuorumAck>;
+
+    /// Hands leadership to `target` (or to the most up-to-date voter when `None`) and returns
+    /// the new leader once it leads. Rejected for an unknown node, a learner or this node;
+    /// fails after about one election timeout if the target does not take over.
+    async fn transfer_leadership(&self, target: Option<NodeId>) -> Result<NodeId>;
+
+    /// Adds `id` as a learner and returns the committed membership.
+    async fn add_learner(&self, id: NodeId) -> Result<Membership>;
+
+    /// Promotes learner `id` to voter and returns the committed membership.
+    async fn promote(&self, id: NodeId) -> Result<Membership>;
+
+    /// Removes `id` (voter or learner) and returns the committed membership.
+    async fn remove_node(&self, id: NodeId) -> Result<Membership>;
+
+    /// The membership as this node currently knows it.
+    fn membership(&self) -> Membership {
+        self.status().membership
+    }
+
+    /// Builds a snapshot of the state machine now and compacts the log behind it.
+    async fn snapshot(&self) -> Result<SnapshotInfo>;
+
+    /// Stops the node: every waiter fails with `Shutdown`, every task ends, leader-loss
+    /// callbacks fire if it was leading. Idempotent.
+    async fn shutdown(&self) -> Result<()>;
+
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+}

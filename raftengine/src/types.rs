@@ -1,0 +1,172 @@
+//! Plain data the contract speaks in: identities, roles, status, membership, timing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+/// Identity of a node in a cluster. Zero is reserved (raft-rs uses it for "none").
+pub type NodeId = u64;
+
+/// The role a node currently plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Role {
+    /// Leads the cluster in the current term.
+    Leader,
+    /// Follows a leader (or waits for one) as a voter.
+    #[default]
+    Follower,
+    /// Campaigning for leadership.
+    Candidate,
+    /// Receives the log but does not vote.
+    Learner,
+    /// The engine has stopped.
+    Shutdown,
+}
+
+/// Voters and learners of the cluster as this node knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Membership {
+    /// Nodes that vote. In a joint configuration, the union of both voter sets.
+    pub voters: BTreeSet<NodeId>,
+    /// Nodes that replicate but do not vote.
+    pub learners: BTreeSet<NodeId>,
+    /// True while a joint (two-phase) configuration is in force.
+    pub joint: bool,
+}
+
+impl Membership {
+    /// Whether `id` is a voter or a learner.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.voters.contains(&id) || self.learners.contains(&id)
+    }
+}
+
+/// A snapshot of what a node knows, published after every change.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    /// This node's id.
+    pub id: NodeId,
+    /// Current role.
+    pub role: Role,
+    /// Current term.
+    pub term: u64,
+    /// The leader of `term`, if known.
+    pub leader: Option<NodeId>,
+    /// Highest index known committed.
+    pub commit_index: u64,
+    /// Highest index applied to the local state machine.
+    pub applied_index: u64,
+    /// Term of the entry at `applied_index` (0 when nothing is applied). A leader whose
+    /// `applied_term == term` has applied every entry committed before its term.
+    pub applied_term: u64,
+    /// Highest index in the local log.
+    pub last_log_index: u64,
+    /// Set while this node, as leader, is handing leadership to that node.
+    pub transferring_to: Option<NodeId>,
+    /// Current membership.
+    pub membership: Membership,
+}
+
+impl Status {
+    /// True when this node leads and has applied an entry of its own term, so every write
+    /// committed before the term started is visible locally.
+    pub fn is_ready_leader(&self) -> bool {
+        self.role == Role::Leader
+            && self.applied_term == self.term
+            && self.transferring_to.is_none()
+    }
+}
+
+/// A committed and locally applied proposal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Term of the entry.
+    pub term: u64,
+    /// What the state machine's `apply` returned.
+    pub response: Bytes,
+}
+
+/// Proof of a linearizable read point: the local state machine has applied `index`, which a
+/// quorum confirmed as committed while this node led in `term`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadIndex {
+    /// The confirmed read index.
+    pub index: u64,
+    /// The leader term that confirmed it.
+    pub term: u64,
+}
+
+/// The newest message whose acknowledgement by a quorum of current voters proves leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuorumAck {
+    /// The term the message was sent in.
+    pub term: u64,
+    /// When the message was **sent**, on this engine's clock. Never the receive time.
+    pub sent_at: Instant,
+}
+
+/// Timing facts a lease layer needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Interval between leader heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Smallest randomized election timeout.
+    pub election_timeout_min: Duration,
+    /// Largest randomized election timeout.
+    pub election_timeout_max: Duration,
+    /// How long a follower is guaranteed to refuse votes after acknowledging the leader
+    /// (ignoring leadership-transfer elections, which the lease layer handles itself).
+    pub vote_refusal_window: Duration,
+    /// Assumed bound on the relative clock-rate difference between nodes (0.01 = 1%).
+    pub max_clock_drift: f64,
+}
+
+/// What a backend can do. The conformance suite skips, and reports as ignored, what is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `transfer_leadership` works.
+    pub leadership_transfer: bool,
+    /// Membership changes work.
+    pub membership_change: bool,
+    /// `snapshot` builds snapshots and lagging followers install them.
+    pub snapshots: bool,
+    /// `quorum_ack` reports acknowledgements.
+    pub quorum_ack: bool,
+}
+
+/// A built snapshot's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Last log index covered by the snapshot.
+    pub last_index: u64,
+    /// Term of that entry.
+    pub last_term: u64,
+}
+
+/// Why a node stopped leading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LossCause {
+    /// Saw a higher term or lost an election.
+    SteppedDown,
+    /// No quorum acknowledged it for longer than a lease could be valid.
+    QuorumLost,
+    /// Handed leadership to another node.
+    Transferred,
+    /// The engine shut down.
+    Shutdown,
+    /// The engine failed fatally.
+    Fatal,
+}
+
+/// One leader→non-leader edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderLoss {
+    /// The term this node led in.
+    pub term: u64,
+    /// Why it ended.
+    pub cause: LossCause,
+}
