@@ -39,6 +39,14 @@ impl<S> SharedStateMachine<S> {
     }
 }
 
+impl<S: StateMachine> SharedStateMachine<S> {
+    /// The same shared state machine behind a trait object, as adapters drive it.
+    pub fn into_dyn(self) -> SharedStateMachine<dyn StateMachine> {
+        let inner: Arc<Mutex<dyn StateMachine>> = self.inner;
+        SharedStateMachine { inner }
+    }
+}
+
 impl<S: ?Sized> SharedStateMachine<S> {
     /// Locks the state machine. A panic inside an earlier holder does not poison later
     /// readers: the engine treats such a panic as fatal and stops applying.
