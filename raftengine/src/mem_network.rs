@@ -260,7 +260,10 @@ impl Net {
     /// Waits while the link is held. Returns false if the link is blocked when traffic would
     /// flow (messages in flight when a partition starts are lost).
     async fn wait_until_flowing(&self, from: NodeId, to: NodeId) -> bool {
-        let mut changes = self.faults_changed.subscribe();
+        // Subscribing costs a lock; only held links need it, so it happens on first wait and
+        // is followed by a re-check (a release between the check and the subscription would
+        // otherwise be missed).
+        let mut changes: Option<watch::Receiver<u64>> = None;
         loop {
             let faults = self.lock().faults(from, to);
             if faults.blocked {
@@ -270,8 +273,13 @@ impl Net {
             if !faults.held {
                 return true;
             }
-            if changes.changed().await.is_err() {
-                return false;
+            match &mut changes {
+                None => changes = Some(self.faults_changed.subscribe()),
+                Some(changes) => {
+                    if changes.changed().await.is_err() {
+                        return false;
+                    }
+                }
             }
         }
     }
@@ -304,7 +312,7 @@ impl Net {
         let Fate::Delivered { delay, copies, .. } = self.decide(from, to) else {
             return None;
         };
-        tokio::time::sleep(delay).await;
+        pause(delay).await;
         if !self.wait_until_flowing(from, to).await {
             return None;
         }
@@ -325,7 +333,7 @@ impl Net {
         let Fate::Delivered { delay, .. } = self.decide(to, from) else {
             return None;
         };
-        tokio::time::sleep(delay).await;
+        pause(delay).await;
         if !self.wait_until_flowing(to, from).await {
             return None;
         }
@@ -377,12 +385,22 @@ impl Net {
         let net: Weak<Net> = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(envelope) = receiver.recv().await {
-                tokio::time::sleep_until(envelope.deliver_at).await;
+                if envelope.deliver_at > Instant::now() {
+                    tokio::time::sleep_until(envelope.deliver_at).await;
+                }
                 let Some(net) = net.upgrade() else { return };
                 net.deliver_message(from, to, envelope.message).await;
             }
         });
         sender
+    }
+}
+
+/// Sleeps for `delay`, but not at all for zero: tokio rounds every timer up to the next
+/// millisecond, which would add a millisecond to each hop of an undelayed network.
+async fn pause(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
 }
 

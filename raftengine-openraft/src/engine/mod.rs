@@ -1,0 +1,413 @@
+//! [`OpenraftEngine`]: the [`Engine`] contract on openraft 0.10.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::InitializeError;
+use openraft::{EmptyNode, LinearizerOption};
+use raftengine::{
+    Applied, Capabilities, Clock, Config, Engine, Error, ErrorKind, LeaderLossCallback,
+    LeadershipTracker, LogStore, Membership, NodeId, QuorumAck, ReadIndex, Result, Role,
+    SharedStateMachine, SnapshotInfo, StateMachine, Status, Subscription, Timing, TokioClock,
+    Transport, with_deadline,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+mod membership;
+mod transfer;
+
+use crate::budget::InFlight;
+use crate::errors::map_error;
+use crate::network::{InboundHandler, NetworkFactory};
+use crate::settings::{openraft_config, timing};
+use crate::status::{StatusShared, follow_metrics, membership_of, quorum_ack_age, status_of};
+use crate::storage::{LogStorage, StateMachineStore};
+use crate::types::{Command, Raft, engine_index, engine_index_of, term_of};
+
+/// A Raft node on openraft `=0.10.0-alpha.37`, driven through the [`Engine`] contract.
+///
+/// Indexes reported by this engine (in [`Status`], [`Applied`], [`ReadIndex`],
+/// [`SnapshotInfo`] and to the state machine) are openraft's log indexes plus one, matching the
+/// shared [`LogStore`] whose first entry is 1.
+///
+/// Bootstrap: on a store without state, every node listed in `Config::initial_voters` (and
+/// itself among them) calls openraft's `initialize` with those voters; all of them write the
+/// same membership entry, and "already initialized" is ignored. A node with empty
+/// `initial_voters` (or not listed) waits to be added as a learner. A store that holds state
+/// ignores `initial_voters`.
+#[derive(Clone)]
+pub struct OpenraftEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    config: Config,
+    timing: Timing,
+    raft: Raft,
+    clock: Arc<dyn Clock>,
+    transport: Arc<dyn Transport>,
+    shared: Arc<StatusShared>,
+    /// `true` once shutdown began; every waiter watches it.
+    stopping: watch::Sender<bool>,
+    /// Serializes shutdown so it is idempotent and the second caller waits for the first.
+    shutdown_done: tokio::sync::Mutex<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Bytes of this node's proposals that have not been answered yet.
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl fmt::Debug for OpenraftEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenraftEngine")
+            .field("id", &self.inner.id)
+            .field("status", &*self.inner.shared.status.borrow())
+            .finish()
+    }
+}
+
+fn storage_error(context: &str, err: impl fmt::Display) -> Error {
+    Error::new(ErrorKind::Storage).with_context(format!("{context}: {err}"))
+}
+
+impl OpenraftEngine {
+    /// Starts a node on tokio's clock. See [`OpenraftEngine::start_with_clock`].
+    pub async fn start<S: StateMachine>(
+        config: Config,
+        state_machine: SharedStateMachine<S>,
+        store: Arc<dyn LogStore>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self> {
+        Self::start_with_clock(
+            config,
+            state_machine,
+            store,
+            transport,
+            Arc::new(TokioClock),
+        )
+        .await
+    }
+
+    /// Starts a node: restores from `store` (or bootstraps per `config.initial_voters`), serves
+    /// peers on `transport`, and reports times on `clock`.
+    ///
+    /// The state machine must be empty; if the store holds a snapshot it is restored into it
+    /// and openraft re-applies the committed log after it.
+    pub async fn start_with_clock<S: StateMachine>(
+        config: Config,
+        state_machine: SharedStateMachine<S>,
+        store: Arc<dyn LogStore>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let native = openraft_config(&config)?;
+        let timing = timing(&native, config.max_clock_drift);
+        let id = config.node_id;
+
+        let log_state = store.log_state()?;
+        let pristine = store.hard_state()?.is_none()
+            && log_state.last.is_none()
+            && store.snapshot()?.is_none();
+
+        let state_machine = StateMachineStore::open(state_machine.into_dyn(), Arc::clone(&store))
+            .map_err(|e| {
+            storage_error("restoring the state machine from the stored snapshot", e)
+        })?;
+        let log = LogStorage::new(Arc::clone(&store));
+        let network = NetworkFactory::new(Arc::clone(&transport), config.rpc_timeout);
+        let raft = Raft::new(id, Arc::new(native), network, log, state_machine)
+            .await
+            .map_err(map_error)?;
+
+        let refuse_votes_until = (!pristine).then(|| clock.now() + timing.vote_refusal_window);
+        transport.serve(Arc::new(InboundHandler::new(
+            raft.clone(),
+            Arc::clone(&clock),
+            refuse_votes_until,
+        )));
+
+        if pristine && config.initial_voters.contains(&id) {
+            let voters: BTreeMap<NodeId, EmptyNode> = config
+                .initial_voters
+                .iter()
+                .map(|&voter| (voter, EmptyNode {}))
+                .collect();
+            match raft.initialize(voters).await {
+                Ok(()) => {}
+                Err(openraft::errors::RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => {
+                    transport.stop_serving();
+                    let _ = raft.shutdown().await;
+                    return Err(map_error(e));
+                }
+            }
+        }
+
+        let initial = status_of(&raft.metrics().borrow_watched(), None);
+        let shared = Arc::new(StatusShared {
+            status: watch::Sender::new(initial),
+            transferring_to: Mutex::new(None),
+            transfer_started: Mutex::new(None),
+            tracker: LeadershipTracker::new(),
+            lease: timing.vote_refusal_window,
+        });
+        let (stopping, stop_rx) = watch::channel(false);
+        let follower = tokio::spawn(follow_metrics(Arc::clone(&shared), raft.metrics(), stop_rx));
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                id,
+                config,
+                timing,
+                raft,
+                clock,
+                transport,
+                shared,
+                stopping,
+                shutdown_done: tokio::sync::Mutex::new(false),
+                tasks: Mutex::new(vec![follower]),
+                in_flight: Arc::new(AtomicUsize::new(0)),
+            }),
+        })
+    }
+
+    fn check_running(&self) -> Result<()> {
+        if *self.inner.stopping.borrow() {
+            return Err(Error::shutdown());
+        }
+        Ok(())
+    }
+
+    /// Runs `operation` under `limit`, failing it with `Shutdown` as soon as shutdown begins.
+    async fn guarded<T>(
+        &self,
+        limit: Duration,
+        operation: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.check_running()?;
+        let mut stopping = self.inner.stopping.subscribe();
+        tokio::select! {
+            result = with_deadline(limit, operation) => result,
+            _ = stopping.wait_for(|stopping| *stopping) => Err(Error::shutdown()),
+        }
+    }
+
+    /// The membership openraft currently applies (effective config), from metrics.
+    fn current_membership(&self) -> Membership {
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow_watched();
+        membership_of(&metrics.membership_config)
+    }
+
+    fn require_leader(&self) -> Result<()> {
+        let status = self.status();
+        match status.role {
+            Role::Leader => Ok(()),
+            Role::Shutdown => Err(Error::shutdown()),
+            _ => Err(Error::not_leader(status.leader)),
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// Dropping the last handle without `shutdown` ends the adapter's own tasks; openraft's
+    /// core keeps running as long as the transport serves it. Call `shutdown` to stop a node.
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for OpenraftEngine {
+    fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    fn status(&self) -> Status {
+        self.inner.shared.status.borrow().clone()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Status> {
+        self.inner.shared.status.subscribe()
+    }
+
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+
+    /// Proposes through openraft's `client_write` under `Config::request_timeout`.
+    ///
+    /// openraft has no uncommitted-size limit; the adapter approximates
+    /// `Config::max_uncommitted_bytes` by the bytes of this node's proposals still awaiting an
+    /// answer, and refuses a proposal that would exceed it with `Busy` (nothing appended).
+    async fn propose(&self, command: Bytes) -> Result<Applied> {
+        self.check_running()?;
+        self.inner.config.check_command_size(command.len())?;
+        let _in_flight = InFlight::reserve(
+            &self.inner.in_flight,
+            command.len(),
+            self.inner.config.max_uncommitted_bytes,
+        )?;
+        let raft = self.inner.raft.clone();
+        let response = self
+            .guarded(self.inner.config.request_timeout, async move {
+                raft.client_write(Command(command.to_vec()))
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
+        Ok(Applied {
+            index: engine_index(response.log_id.index()),
+            term: term_of(&response.log_id),
+            response: Bytes::from(response.data.0),
+        })
+    }
+
+    async fn linearizable_read(&self) -> Result<ReadIndex> {
+        let limit = self.inner.config.request_timeout;
+        // ReadIndex: a quorum must acknowledge a heartbeat sent after the request; concurrent
+        // reads share one round inside openraft. openraft waits at most `wait` for it.
+        let wait = limit.min(self.inner.timing.vote_refusal_window);
+        let option = LinearizerOption::new(Some(Duration::ZERO), true).with_wait_timeout(wait);
+        let raft = self.inner.raft.clone();
+        let read = self
+            .guarded(limit, async move {
+                raft.ensure_linearizable(option).await.map_err(map_error)
+            })
+            .await?;
+        Ok(ReadIndex {
+            index: engine_index(read.index()),
+            term: read.committed_leader_id().term,
+        })
+    }
+
+    fn on_leader_loss(&self, callback: LeaderLossCallback) -> Subscription {
+        self.inner.shared.tracker.subscribe(callback)
+    }
+
+    fn timing(&self) -> Timing {
+        self.inner.timing
+    }
+
+    /// The newest quorum-acknowledged send time of this leader's current term, converted to
+    /// the engine's clock. `None` while a transfer runs, and for acks sent before a transfer
+    /// this node started in the same term (the transfer disabled the followers' vote refusal).
+    fn quorum_ack(&self) -> Option<QuorumAck> {
+        if self.inner.shared.transferring_to().is_some() {
+            return None;
+        }
+        let (term, age) = {
+            let receiver = self.inner.raft.metrics();
+            let metrics = receiver.borrow_watched();
+            (metrics.current_term, quorum_ack_age(&metrics)?)
+        };
+        let now = self.inner.clock.now();
+        let sent_at = now.checked_sub(age).unwrap_or(now);
+        let transfer = *self
+            .inner
+            .shared
+            .transfer_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((transfer_term, started)) = transfer
+            && transfer_term == term
+            && sent_at <= started
+        {
+            return None;
+        }
+        Some(QuorumAck { term, sent_at })
+    }
+
+    async fn transfer_leadership(&self, target: Option<NodeId>) -> Result<NodeId> {
+        self.transfer(target).await
+    }
+
+    async fn add_learner(&self, id: NodeId) -> Result<Membership> {
+        self.join_learner(id).await
+    }
+
+    async fn promote(&self, id: NodeId) -> Result<Membership> {
+        self.promote_learner(id).await
+    }
+
+    async fn remove_node(&self, id: NodeId) -> Result<Membership> {
+        self.remove_member(id).await
+    }
+
+    async fn snapshot(&self) -> Result<SnapshotInfo> {
+        self.check_running()?;
+        let raft = self.inner.raft.clone();
+        let limit = self.inner.config.request_timeout;
+        let metrics = self
+            .guarded(limit, async move {
+                let applied = raft.metrics().borrow_watched().last_applied;
+                raft.trigger().snapshot().await.map_err(map_error)?;
+                let target = engine_index_of(applied.as_ref());
+                raft.wait(Some(limit))
+                    .metrics(
+                        move |m| engine_index_of(m.snapshot.as_ref()) >= target,
+                        "snapshot covering the applied index",
+                    )
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
+        Ok(SnapshotInfo {
+            last_index: engine_index_of(metrics.snapshot.as_ref()),
+            last_term: metrics.snapshot.as_ref().map_or(0, term_of),
+        })
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        let mut done = self.inner.shutdown_done.lock().await;
+        if *done {
+            return Ok(());
+        }
+        self.inner.stopping.send_replace(true);
+        self.inner
+            .shared
+            .tracker
+            .lost(raftengine::LossCause::Shutdown);
+        self.inner.transport.stop_serving();
+        let stopped = self.inner.raft.shutdown().await;
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.inner.shared.status.send_modify(|status| {
+            status.role = Role::Shutdown;
+            status.leader = None;
+            status.transferring_to = None;
+        });
+        *done = true;
+        stopped.map_err(|e| {
+            Error::new(ErrorKind::Fatal).with_context(format!("openraft's core task failed: {e}"))
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            leadership_transfer: true,
+            membership_change: true,
+            snapshots: true,
+            quorum_ack: true,
+        }
+    }
+}

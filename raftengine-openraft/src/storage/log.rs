@@ -1,0 +1,165 @@
+//! `RaftLogStorage` and `RaftLogReader` over the shared [`LogStore`].
+//!
+//! Entries are stored as `LogEntry { index: openraft index + 1, term, payload: encoded Entry }`;
+//! the vote and the committed log id live in the hard-state blob ([`HardState`]).
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use raftengine::{LogEntry, LogStore};
+
+use super::io_error;
+use crate::codec::{HardState, decode, encode};
+use crate::types::{Entry, LogId, TypeConfig, Vote, engine_index, log_id, term_of};
+
+/// openraft's log storage (and log reader) on a shared [`LogStore`].
+#[derive(Clone)]
+pub(crate) struct LogStorage {
+    store: Arc<dyn LogStore>,
+}
+
+impl fmt::Debug for LogStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogStorage")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl LogStorage {
+    /// Log storage writing through `store`.
+    pub(crate) fn new(store: Arc<dyn LogStore>) -> Self {
+        Self { store }
+    }
+
+    fn hard_state(&self) -> io::Result<HardState> {
+        match self.store.hard_state().map_err(io_error)? {
+            None => Ok(HardState::default()),
+            Some(bytes) => decode(&bytes).map_err(io_error),
+        }
+    }
+
+    fn update_hard_state(&self, change: impl FnOnce(&mut HardState)) -> io::Result<()> {
+        let mut state = self.hard_state()?;
+        change(&mut state);
+        let bytes = encode(&state).map_err(io_error)?;
+        self.store
+            .save_hard_state(Bytes::from(bytes))
+            .map_err(io_error)
+    }
+}
+
+/// The `[from, to)` openraft index range of `range`; `None` for an unbounded end.
+fn index_range(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
+    let from = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i + 1,
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(&i) => Some(i + 1),
+        Bound::Excluded(&i) => Some(i),
+        Bound::Unbounded => None,
+    };
+    (from, to)
+}
+
+impl RaftLogReader<TypeConfig> for LogStorage {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let (from, to) = index_range(&range);
+        let state = self.store.log_state().map_err(io_error)?;
+        // openraft tolerates (and expects) a short read at the start of the range for entries
+        // already purged; the store refuses to read purged indexes, so start at the first kept.
+        let from = from.max(state.first_index() - 1);
+        let to = to.unwrap_or_else(|| state.last_index());
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let stored = self
+            .store
+            .entries(engine_index(from), engine_index(to))
+            .map_err(io_error)?;
+        stored
+            .iter()
+            .map(|e| decode::<Entry>(&e.payload).map_err(io_error))
+            .collect()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.hard_state()?.vote)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStorage {
+    type LogReader = LogStorage;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let state = self.store.log_state().map_err(io_error)?;
+        let to_log_id = |(index, term): (u64, u64)| log_id(term, index - 1);
+        Ok(LogState {
+            last_purged_log_id: state.purged.map(to_log_id),
+            last_log_id: state.last.map(to_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let vote = *vote;
+        self.update_hard_state(|state| state.vote = Some(vote))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        self.update_hard_state(|state| state.committed = committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.hard_state()?.committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let stored = entries
+            .into_iter()
+            .map(|entry| {
+                Ok(LogEntry {
+                    index: engine_index(entry.log_id.index()),
+                    term: term_of(&entry.log_id),
+                    payload: Bytes::from(encode(&entry).map_err(io_error)?),
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        self.store.append(&stored).map_err(io_error)?;
+        callback.io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        // Keep `..=last_log_id`: drop engine indexes from (openraft index + 1) + 1 on.
+        let from = last_log_id.map_or(1, |id| engine_index(id.index()) + 1);
+        self.store.truncate_from(from).map_err(io_error)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.store
+            .purge_to(engine_index(log_id.index()), term_of(&log_id))
+            .map_err(io_error)
+    }
+}

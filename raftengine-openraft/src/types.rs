@@ -1,0 +1,86 @@
+//! The openraft type configuration of this adapter and the index mapping to the engine.
+//!
+//! openraft numbers its log from 0 (the bootstrap membership entry sits at index 0), while the
+//! shared [`raftengine::LogStore`] and the engine contract number from 1. Every index that
+//! crosses the adapter boundary is shifted by one: engine index = openraft index + 1, and an
+//! absent openraft log id is engine index 0.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A command as openraft carries it: the user's opaque bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Command(pub(crate) Vec<u8>);
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Command({} bytes)", self.0.len())
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The state machine's response to one command.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct Response(pub(crate) Vec<u8>);
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Response({} bytes)", self.0.len())
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The adapter's openraft type configuration: classic one-leader-per-term leader ids (so a
+    /// term names one leader, as the lease layer assumes), node ids as in the engine, and no
+    /// per-node address (the transport routes by id).
+    pub(crate) TypeConfig:
+        D = Command,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::EmptyNode,
+        Term = u64,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
+);
+
+/// The Raft handle type this adapter runs.
+pub(crate) type Raft = openraft::Raft<TypeConfig, crate::storage::StateMachineStore>;
+/// A log id.
+pub(crate) type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+/// A vote.
+pub(crate) type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+/// A log entry.
+pub(crate) type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+/// A membership config as stored with its log id.
+pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+/// Snapshot metadata.
+pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot carrying the user's state as bytes.
+pub(crate) type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, bytes::Bytes>;
+/// Metrics.
+pub(crate) type Metrics = openraft::RaftMetrics<TypeConfig>;
+
+/// Engine index of an openraft index.
+pub(crate) fn engine_index(openraft_index: u64) -> u64 {
+    openraft_index + 1
+}
+
+/// Engine index of an optional openraft log id (0 when absent).
+pub(crate) fn engine_index_of(log_id: Option<&LogId>) -> u64 {
+    log_id.map_or(0, |id| engine_index(id.index()))
+}
+
+/// Term of a log id.
+pub(crate) fn term_of(log_id: &LogId) -> u64 {
+    log_id.committed_leader_id().term
+}
+
+/// A log id from a term and an openraft index.
+pub(crate) fn log_id(term: u64, openraft_index: u64) -> LogId {
+    LogId::new_term_index(term, openraft_index)
+}

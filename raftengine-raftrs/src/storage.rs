@@ -1,0 +1,438 @@
+//! raft-rs [`Storage`] over the shared [`LogStore`], plus the writes the ready loop performs.
+//!
+//! Layout in the log store:
+//! - entries: `LogEntry { index, term, payload }` with `payload` = the protobuf-encoded raft
+//!   `Entry` (type, data, context included);
+//! - hard-state slot: [`crate::codec::Meta`] (raft `HardState` + incarnation counter);
+//! - snapshot: `StoredSnapshot { meta: { last_index, last_term, membership = protobuf
+//!   ConfState }, data = StateMachine::snapshot() }`.
+//!
+//! A brand-new cluster is bootstrapped with a snapshot at index 1, term 1 holding the initial
+//! voters and the state machine's initial state, exactly the same on every initial voter. That
+//! keeps index 1 out of every log, so a node added later always starts from a snapshot that
+//! carries the membership (raft-rs refuses a snapshot whose configuration lacks the receiver).
+//!
+//! The state machine is volatile: on restart it is restored from the newest stored snapshot and
+//! raft-rs replays committed entries after it (`Config.applied` = snapshot index). That is why
+//! the raft configuration handed to raft-rs at start is the snapshot's, not the latest one:
+//! replaying the log re-applies later membership changes in order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+use raftengine::{Error, ErrorKind, LogEntry, LogStore, SnapshotMeta, StoredSnapshot};
+
+use crate::codec::{self, Meta};
+
+/// Index and term of the bootstrap snapshot of a brand-new cluster.
+pub(crate) const BOOTSTRAP_INDEX: u64 = 1;
+
+/// What the store held when the engine started.
+#[derive(Debug)]
+pub(crate) struct Boot {
+    /// True when the store already held state from an earlier run of this node.
+    pub(crate) restarted: bool,
+    /// Index the state machine is at after restoring `snapshot` (raft's `Config.applied`).
+    pub(crate) applied: u64,
+    /// Term of `applied`.
+    pub(crate) applied_term: u64,
+    /// State machine data to restore, if any.
+    pub(crate) snapshot_data: Option<Bytes>,
+}
+
+/// The raft-rs storage of one node.
+pub(crate) struct RaftStorage {
+    store: Arc<dyn LogStore>,
+    meta: Meta,
+    initial_conf: ConfState,
+    snapshot_wanted: AtomicBool,
+}
+
+impl std::fmt::Debug for RaftStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftStorage")
+            .field("store", &self.store)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+fn storage_err(context: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Storage).with_context(context)
+}
+
+fn native(e: Error) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(e)))
+}
+
+impl RaftStorage {
+    /// Opens the store: reads what is there, bootstraps a new cluster when it is empty and
+    /// `initial_voters` is not, and bumps the incarnation counter.
+    pub(crate) fn open(
+        store: Arc<dyn LogStore>,
+        initial_voters: &[u64],
+        initial_state: impl FnOnce() -> Bytes,
+    ) -> raftengine::Result<(Self, Boot)> {
+        let stored_meta = match store.hard_state()? {
+            Some(bytes) => Some(
+                codec::decode_meta(&bytes)
+                    .ok_or_else(|| storage_err("the stored hard state does not decode"))?,
+            ),
+            None => None,
+        };
+        let log_state = store.log_state()?;
+        let mut snapshot = store.snapshot()?;
+        let restarted = stored_meta.is_some() || snapshot.is_some() || log_state.last_index() > 0;
+        let mut meta = stored_meta.unwrap_or_default();
+        if !restarted && !initial_voters.is_empty() {
+            let conf = ConfState::from((initial_voters.iter().copied(), Vec::<u64>::new()));
+            let boot = StoredSnapshot {
+                meta: SnapshotMeta {
+                    last_index: BOOTSTRAP_INDEX,
+                    last_term: 1,
+                    membership: codec::encode_conf_state(&conf),
+                },
+                data: initial_state(),
+            };
+            store.install_snapshot(boot.clone())?;
+            meta.hard_state.term = 1;
+            meta.hard_state.commit = BOOTSTRAP_INDEX;
+            snapshot = Some(boot);
+        }
+        let (initial_conf, applied, applied_term, snapshot_data) = match &snapshot {
+            Some(s) => (
+                codec::decode_conf_state(&s.meta.membership)
+                    .ok_or_else(|| storage_err("the stored snapshot membership does not decode"))?,
+                s.meta.last_index,
+                s.meta.last_term,
+                Some(s.data.clone()),
+            ),
+            None => (ConfState::default(), 0, 0, None),
+        };
+        meta.hard_state.commit = meta.hard_state.commit.max(applied);
+        meta.incarnation += 1;
+        store.save_hard_state(codec::encode_meta(&meta))?;
+        let storage = Self {
+            store,
+            meta,
+            initial_conf,
+            snapshot_wanted: AtomicBool::new(false),
+        };
+        let boot = Boot {
+            restarted,
+            applied,
+            applied_term,
+            snapshot_data,
+        };
+        Ok((storage, boot))
+    }
+
+    /// This start's incarnation number (≥ 1).
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.meta.incarnation
+    }
+
+    /// Appends (or overwrites from the first index on) raft entries.
+    pub(crate) fn append(&self, entries: &[Entry]) -> raftengine::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let payload = codec::encode_entry(entry)
+                .ok_or_else(|| storage_err("a raft entry failed to encode"))?;
+            batch.push(LogEntry {
+                index: entry.index,
+                term: entry.term,
+                payload,
+            });
+        }
+        self.store.append(&batch)
+    }
+
+    /// Persists a new hard state.
+    pub(crate) fn set_hard_state(&mut self, hard_state: &HardState) -> raftengine::Result<()> {
+        self.meta.hard_state = hard_state.clone();
+        self.persist_meta()
+    }
+
+    /// Persists a new commit index (never moving it back).
+    pub(crate) fn set_commit(&mut self, commit: u64) -> raftengine::Result<()> {
+        if commit > self.meta.hard_state.commit {
+            self.meta.hard_state.commit = commit;
+            self.persist_meta()?;
+        }
+        Ok(())
+    }
+
+    fn persist_meta(&self) -> raftengine::Result<()> {
+        self.store.save_hard_state(codec::encode_meta(&self.meta))
+    }
+
+    /// Installs a snapshot received from the leader (after the state machine restored it).
+    pub(crate) fn install_snapshot(&mut self, snapshot: &Snapshot) -> raftengine::Result<()> {
+        let meta = snapshot.get_metadata();
+        self.store.install_snapshot(StoredSnapshot {
+            meta: SnapshotMeta {
+                last_index: meta.index,
+                last_term: meta.term,
+                membership: codec::encode_conf_state(meta.get_conf_state()),
+            },
+            data: snapshot.data.clone(),
+        })?;
+        // raft-rs treats the log as ending at the snapshot after a restore; drop any suffix the
+        // store kept so storage and raft-rs agree (the leader resends what follows).
+        self.store.truncate_from(meta.index + 1)?;
+        if meta.index > self.meta.hard_state.commit {
+            self.meta.hard_state.commit = meta.index;
+        }
+        self.meta.hard_state.term = self.meta.hard_state.term.max(meta.term);
+        self.persist_meta()
+    }
+
+    /// Saves a locally built snapshot and compacts the log up to it.
+    pub(crate) fn save_local_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        conf_state: &ConfState,
+        data: Bytes,
+    ) -> raftengine::Result<()> {
+        self.store.save_snapshot(StoredSnapshot {
+            meta: SnapshotMeta {
+                last_index: index,
+                last_term: term,
+                membership: codec::encode_conf_state(conf_state),
+            },
+            data,
+        })?;
+        self.store.purge_to(index, term)?;
+        self.snapshot_wanted.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Index of the newest stored snapshot (0 if none).
+    pub(crate) fn snapshot_index(&self) -> u64 {
+        self.store
+            .snapshot()
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.meta.last_index)
+    }
+
+    /// True (once) when raft-rs asked for a snapshot that is not there yet.
+    pub(crate) fn take_snapshot_request(&self) -> bool {
+        self.snapshot_wanted.swap(false, Ordering::Relaxed)
+    }
+
+    fn log_state(&self) -> raft::Result<raftengine::LogState> {
+        self.store.log_state().map_err(native)
+    }
+}
+
+impl Storage for RaftStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.meta.hard_state.clone(),
+            self.initial_conf.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let state = self.log_state()?;
+        if low < state.first_index() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > state.last_index() + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let stored = self.store.entries(low, high).map_err(native)?;
+        let mut entries = Vec::with_capacity(stored.len());
+        for e in stored {
+            let entry = codec::decode_entry(&e.payload).ok_or_else(|| {
+                native(storage_err(format!(
+                    "log entry {} does not decode",
+                    e.index
+                )))
+            })?;
+            entries.push(entry);
+        }
+        raft::util::limit_size(&mut entries, max_size.into());
+        Ok(entries)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if let Some(term) = self.store.term(idx).map_err(native)? {
+            return Ok(term);
+        }
+        let state = self.log_state()?;
+        if idx == 0 && state.purged.is_none() {
+            return Ok(0);
+        }
+        if idx < state.first_index() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        Err(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.log_state()?.first_index())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.log_state()?.last_index())
+    }
+
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let stored = self.store.snapshot().map_err(native)?;
+        if let Some(stored) = stored
+            && stored.meta.last_index >= request_index
+            && let Some(conf) = codec::decode_conf_state(&stored.meta.membership)
+            && conf
+                .get_voters()
+                .iter()
+                .chain(conf.get_learners())
+                .chain(conf.get_voters_outgoing())
+                .any(|id| *id == to)
+        {
+            let mut snapshot = Snapshot {
+                data: stored.data,
+                ..Default::default()
+            };
+            let meta = snapshot.mut_metadata();
+            meta.index = stored.meta.last_index;
+            meta.term = stored.meta.last_term;
+            meta.set_conf_state(conf);
+            return Ok(snapshot);
+        }
+        // Older than asked for, or built before `to` joined: the driver builds a fresh one and
+        // raft-rs retries on its next attempt.
+        self.snapshot_wanted.store(true, Ordering::Relaxed);
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftengine::MemLogStore;
+
+    fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
+        Entry {
+            index,
+            term,
+            data: data.to_vec().into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bootstrap_then_restart_reads_back_the_same_state() {
+        let mem = MemLogStore::new();
+        let store: Arc<dyn LogStore> = Arc::new(mem.clone());
+        let (mut storage, boot) =
+            RaftStorage::open(store.clone(), &[1, 2, 3], || Bytes::from_static(b"init")).unwrap();
+        assert!(!boot.restarted);
+        assert_eq!(boot.applied, 1);
+        assert_eq!(storage.first_index().unwrap(), 2);
+        assert_eq!(storage.last_index().unwrap(), 1);
+        assert_eq!(storage.term(1).unwrap(), 1);
+        storage
+            .append(&[entry(2, 2, b"a"), entry(3, 2, b"b")])
+            .unwrap();
+        let hs = HardState {
+            term: 2,
+            vote: 1,
+            commit: 3,
+            ..Default::default()
+        };
+        storage.set_hard_state(&hs).unwrap();
+        let got = storage
+            .entries(2, 4, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].data.as_ref(), b"b");
+        assert!(storage.term(0).is_err());
+        drop(storage);
+
+        let (storage, boot) = RaftStorage::open(store, &[1, 2, 3], Bytes::new).unwrap();
+        assert!(boot.restarted);
+        assert_eq!(storage.incarnation(), 2);
+        let state = storage.initial_state().unwrap();
+        assert_eq!(state.hard_state, hs);
+        assert_eq!(state.conf_state.get_voters().len(), 3);
+        assert_eq!(boot.snapshot_data.as_deref(), Some(&b"init"[..]));
+    }
+
+    #[test]
+    fn snapshot_must_contain_the_receiver_else_a_build_is_requested() {
+        let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
+        let (storage, _) = RaftStorage::open(store, &[1], Bytes::new).unwrap();
+        assert_eq!(storage.snapshot(0, 1).unwrap().get_metadata().index, 1);
+        assert!(!storage.take_snapshot_request());
+        assert_eq!(
+            storage.snapshot(0, 4).unwrap_err(),
+            raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
+        );
+        assert!(storage.take_snapshot_request());
+    }
+
+    #[test]
+    fn an_installed_snapshot_replaces_the_log_and_raises_commit() {
+        let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
+        let (mut storage, _) = RaftStorage::open(store.clone(), &[1, 2], Bytes::new).unwrap();
+        storage
+            .append(&[entry(2, 2, b"a"), entry(3, 2, b"b"), entry(4, 2, b"c")])
+            .unwrap();
+        let mut snapshot = Snapshot {
+            data: Bytes::from_static(b"state"),
+            ..Default::default()
+        };
+        snapshot.mut_metadata().index = 3;
+        snapshot.mut_metadata().term = 2;
+        snapshot
+            .mut_metadata()
+            .set_conf_state(ConfState::from(([1, 2], Vec::<u64>::new())));
+        storage.install_snapshot(&snapshot).unwrap();
+        assert_eq!(storage.first_index().unwrap(), 4);
+        assert_eq!(storage.last_index().unwrap(), 3, "the suffix is dropped");
+        assert_eq!(storage.term(3).unwrap(), 2);
+        assert_eq!(storage.initial_state().unwrap().hard_state.commit, 3);
+        let stored = store.snapshot().unwrap().unwrap();
+        assert_eq!(stored.data.as_ref(), b"state");
+        drop(storage);
+        let (_, boot) = RaftStorage::open(store, &[1, 2], Bytes::new).unwrap();
+        assert_eq!(boot.applied, 3);
+        assert_eq!(boot.applied_term, 2);
+    }
+
+    #[test]
+    fn an_empty_learner_store_starts_empty() {
+        let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
+        let (storage, boot) = RaftStorage::open(store, &[], Bytes::new).unwrap();
+        assert!(!boot.restarted);
+        assert_eq!(boot.applied, 0);
+        assert_eq!(storage.term(0).unwrap(), 0);
+        assert_eq!(storage.first_index().unwrap(), 1);
+        assert_eq!(storage.last_index().unwrap(), 0);
+        assert!(
+            storage
+                .initial_state()
+                .unwrap()
+                .conf_state
+                .get_voters()
+                .is_empty()
+        );
+    }
+}

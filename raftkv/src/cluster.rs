@@ -1,0 +1,242 @@
+//! A 3-node in-process cluster of one backend: start, find the leader, crash, restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kv_lease::kv::{KvStateMachine, KvStore};
+use kv_lease::{Lease, LeaseConfig};
+use raftengine::{
+    Config, Engine, LinkFaults, LogStore, MemLogStore, MemNetwork, Result, Role,
+    SharedStateMachine, Transport,
+};
+
+/// The Raft library under an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `raftengine-openraft`.
+    Openraft,
+    /// `raftengine-raftrs`.
+    RaftRs,
+}
+
+impl Backend {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Openraft => "openraft",
+            Self::RaftRs => "raftrs",
+        }
+    }
+
+    /// Starts one node on this backend: the single line that picks the library.
+    async fn start(
+        self,
+        config: Config,
+        state: SharedStateMachine<KvStateMachine>,
+        store: Arc<dyn LogStore>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Arc<dyn Engine>> {
+        Ok(match self {
+            Self::Openraft => Arc::new(
+                raftengine_openraft::OpenraftEngine::start(config, state, store, transport).await?,
+            ),
+            Self::RaftRs => Arc::new(
+                raftengine_raftrs::RaftRsEngine::start(config, state, store, transport).await?,
+            ),
+        })
+    }
+}
+
+/// One running node: its engine and the KV client over it.
+#[derive(Clone)]
+pub struct Node {
+    /// The engine.
+    pub engine: Arc<dyn Engine>,
+    /// Typed KV access with lease reads.
+    pub kv: KvStore,
+}
+
+/// A cluster of one backend over a [`MemNetwork`].
+pub struct Cluster {
+    backend: Backend,
+    network: MemNetwork,
+    voters: Vec<u64>,
+    stores: BTreeMap<u64, MemLogStore>,
+    nodes: BTreeMap<u64, Node>,
+    lease_stats_of_stopped: kv_lease::LeaseStats,
+}
+
+impl Cluster {
+    /// Starts `size` voters with a simulated round trip of `rtt`.
+    pub async fn start(backend: Backend, size: u64, rtt: Duration, seed: u64) -> Result<Self> {
+        let network = MemNetwork::new(seed);
+        network.set_default_faults(LinkFaults {
+            delay: rtt / 2,
+            ..LinkFaults::default()
+        });
+        let voters: Vec<u64> = (1..=size).collect();
+        let mut cluster = Self {
+            backend,
+            network,
+            voters: voters.clone(),
+            stores: voters.iter().map(|&id| (id, MemLogStore::new())).collect(),
+            nodes: BTreeMap::new(),
+            lease_stats_of_stopped: kv_lease::LeaseStats::default(),
+        };
+        for id in voters {
+            cluster.start_node(id).await?;
+        }
+        Ok(cluster)
+    }
+
+    async fn start_node(&mut self, id: u64) -> Result<()> {
+        let config = Config::new(id, self.voters.iter().copied());
+        // A restarted node starts from an empty state machine and rebuilds it from the store,
+        // exactly as a process that lost its memory would.
+        let state = SharedStateMachine::new(KvStateMachine::new());
+        let store: Arc<dyn LogStore> = Arc::new(self.stores[&id].clone());
+        let transport: Arc<dyn Transport> = Arc::new(self.network.transport(id));
+        let engine = self
+            .backend
+            .start(config, state.clone(), store, transport)
+            .await?;
+        let lease = Lease::new(Arc::clone(&engine), LeaseConfig::default())?;
+        let kv = KvStore::new(lease, state);
+        self.nodes.insert(id, Node { engine, kv });
+        Ok(())
+    }
+
+    /// Running nodes.
+    pub fn nodes(&self) -> impl Iterator<Item = (u64, &Node)> {
+        self.nodes.iter().map(|(id, node)| (*id, node))
+    }
+
+    /// The running node `id`.
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.nodes.get(&id)
+    }
+
+    /// The running node that believes it leads in the highest term, if any.
+    pub fn leader(&self) -> Option<u64> {
+        self.nodes
+            .iter()
+            .map(|(id, node)| (*id, node.engine.status()))
+            .filter(|(_, status)| status.role == Role::Leader)
+            .max_by_key(|(_, status)| status.term)
+            .map(|(id, _)| id)
+    }
+
+    /// Waits until some node leads and has applied an entry of its term.
+    pub async fn wait_for_leader(&self, limit: Duration) -> Option<u64> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(id) = self.leader()
+                && self.nodes[&id].engine.status().is_ready_leader()
+            {
+                return Some(id);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        None
+    }
+
+    /// Stops node `id` abruptly (its store survives, its memory does not).
+    pub async fn crash(&mut self, id: u64) {
+        if let Some(node) = self.nodes.remove(&id) {
+            let stats = node.kv.lease().stats();
+            add_stats(&mut self.lease_stats_of_stopped, &stats);
+            node.kv.lease().shutdown().await;
+            let _ = node.engine.shutdown().await;
+        }
+    }
+
+    /// Starts node `id` again on its surviving store.
+    pub async fn restart(&mut self, id: u64) -> Result<()> {
+        self.start_node(id).await
+    }
+
+    /// Lease counters summed over every node, including stopped ones.
+    pub fn lease_stats(&self) -> kv_lease::LeaseStats {
+        let mut total = self.lease_stats_of_stopped;
+        for node in self.nodes.values() {
+            add_stats(&mut total, &node.kv.lease().stats());
+        }
+        total
+    }
+
+    /// Waits until every running node has applied the same index, then returns whether
+    /// their state machines hold the same data.
+    pub async fn converged(&self, limit: Duration) -> std::result::Result<u64, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let applied: Vec<u64> = self
+                .nodes
+                .values()
+                .map(|n| n.engine.status().applied_index)
+                .collect();
+            let same_index = applied.windows(2).all(|w| w[0] == w[1]);
+            if same_index {
+                let digests: Vec<u64> = self
+                    .nodes
+                    .values()
+                    .map(|n| n.kv.state().read(digest))
+                    .collect();
+                if digests.windows(2).all(|w| w[0] == w[1]) {
+                    return Ok(applied.first().copied().unwrap_or(0));
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!("same applied index {applied:?} but different data"));
+                }
+            } else if Instant::now() >= deadline {
+                return Err(format!("applied indexes never met: {applied:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Shuts every node down.
+    pub async fn shutdown(mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.crash(id).await;
+        }
+    }
+}
+
+fn add_stats(total: &mut kv_lease::LeaseStats, more: &kv_lease::LeaseStats) {
+    total.hits += more.hits;
+    for (sum, add) in total.misses_by_reason.iter_mut().zip(more.misses_by_reason) {
+        *sum += add;
+    }
+    for (sum, add) in total
+        .invalidations_by_cause
+        .iter_mut()
+        .zip(more.invalidations_by_cause)
+    {
+        *sum += add;
+    }
+    total.slow_rounds += more.slow_rounds;
+    total.slow_round_errors += more.slow_round_errors;
+    total.ack_renewals += more.ack_renewals;
+    total.round_renewals += more.round_renewals;
+}
+
+/// An order-independent fingerprint of the KV contents (FNV-1a over sorted pairs).
+pub fn digest(state: &KvStateMachine) -> u64 {
+    let mut pairs: Vec<_> = state.iter().collect();
+    pairs.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (key, value) in pairs {
+        for byte in key
+            .iter()
+            .chain([0xff].iter())
+            .chain(value.iter())
+            .chain([0xfe].iter())
+        {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}

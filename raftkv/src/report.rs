@@ -1,0 +1,229 @@
+//! What a run measured per backend, printed as a side-by-side table or as JSON.
+
+use serde::Serialize;
+
+use crate::stats::{ErrorCounts, LatencySummary};
+
+/// One correctness check of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Numbers behind the verdict.
+    pub detail: String,
+}
+
+/// Adapter overhead against the direct-library baseline at one client count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Writes/s through our adapter.
+    pub adapter_writes_per_sec: f64,
+    /// Writes/s driving the library directly.
+    pub direct_writes_per_sec: f64,
+    /// direct / adapter: 1.10 means the adapter costs 10%.
+    pub overhead_ratio: f64,
+}
+
+/// Everything measured for one backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendReport {
+    /// `openraft` or `raftrs`.
+    pub backend: String,
+    /// Successful writes (puts and conditional writes) per second.
+    pub write_throughput: f64,
+    /// Propose-to-applied latency of writes.
+    pub commit_latency: LatencySummary,
+    /// Reads served by the lease layer (both paths).
+    pub lease_read_latency: LatencySummary,
+    /// Reads served on the lease fast path only.
+    pub lease_fast_path_latency: LatencySummary,
+    /// Reads through `linearizable_read`.
+    pub linearizable_read_latency: LatencySummary,
+    /// Fraction of lease reads served on the fast path.
+    pub lease_hit_rate: f64,
+    /// Conditional writes that failed with a write conflict (an application outcome).
+    pub write_conflicts: u64,
+    /// Leadership transfer: request to the new leader serving, in ms.
+    pub transfer_ms: Option<f64>,
+    /// Leader crash to the first successful write on the new leader, in ms.
+    pub failover_ms: Option<f64>,
+    /// Engine errors by kind.
+    pub errors: ErrorCounts,
+    /// Correctness checks.
+    pub checks: Vec<Check>,
+    /// Adapter overhead, when the baseline ran.
+    pub overhead: Vec<Overhead>,
+}
+
+impl BackendReport {
+    /// True when every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// Formats reports side by side.
+pub fn table(reports: &[BackendReport]) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row = |name: &str, cell: &dyn Fn(&BackendReport) -> String| {
+        rows.push((name.to_string(), reports.iter().map(cell).collect()));
+    };
+    let latency = |l: &LatencySummary| {
+        if l.count == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0} / {:.0} µs", l.p50_us, l.p99_us)
+        }
+    };
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+    row("write throughput", &|r| {
+        format!("{:.0} ops/s", r.write_throughput)
+    });
+    row("commit latency p50 / p99", &|r| latency(&r.commit_latency));
+    row("lease read p50 / p99", &|r| latency(&r.lease_read_latency));
+    row("  fast path p50 / p99", &|r| {
+        latency(&r.lease_fast_path_latency)
+    });
+    row("linearizable read p50 / p99", &|r| {
+        latency(&r.linearizable_read_latency)
+    });
+    row("lease fast-path hit rate", &|r| {
+        format!("{:.2}%", r.lease_hit_rate * 100.0)
+    });
+    row("write conflicts (app outcome)", &|r| {
+        r.write_conflicts.to_string()
+    });
+    row("leader transfer", &|r| ms(r.transfer_ms));
+    row("failover (crash to write)", &|r| ms(r.failover_ms));
+    row("errors by kind", &|r| {
+        if r.errors.0.is_empty() {
+            "none".to_string()
+        } else {
+            r.errors
+                .0
+                .iter()
+                .map(|(kind, n)| format!("{kind}={n}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    });
+    for (i, overhead) in reports
+        .first()
+        .map_or(&[][..], |r| &r.overhead[..])
+        .iter()
+        .enumerate()
+    {
+        let name = format!("adapter overhead @{} clients", overhead.clients);
+        row(&name, &|r| {
+            r.overhead.get(i).map_or("-".to_string(), |o| {
+                format!(
+                    "{:.2}x ({:.0} vs {:.0} direct)",
+                    o.overhead_ratio, o.adapter_writes_per_sec, o.direct_writes_per_sec
+                )
+            })
+        });
+    }
+    row("checks", &|r| {
+        let failed: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        if failed.is_empty() {
+            format!("all {} passed", r.checks.len())
+        } else {
+            format!("FAILED: {}", failed.join(", "))
+        }
+    });
+
+    let header: Vec<String> = reports.iter().map(|r| r.backend.clone()).collect();
+    let name_width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let widths: Vec<usize> = (0..reports.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, cells)| cells[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |name: &str, cells: &[String]| {
+        out.push_str(&format!("{name:<name_width$}"));
+        for (cell, width) in cells.iter().zip(&widths) {
+            out.push_str(&format!(" | {cell:<width$}"));
+        }
+        out.push('\n');
+    };
+    line("", &header);
+    for (name, cells) in &rows {
+        line(name, cells);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(name: &str, passed: bool) -> BackendReport {
+        BackendReport {
+            backend: name.into(),
+            write_throughput: 1234.4,
+            commit_latency: LatencySummary {
+                count: 3,
+                p50_us: 100.0,
+                p99_us: 900.0,
+                mean_us: 200.0,
+            },
+            lease_read_latency: LatencySummary::default(),
+            lease_fast_path_latency: LatencySummary::default(),
+            linearizable_read_latency: LatencySummary::default(),
+            lease_hit_rate: 0.995,
+            write_conflicts: 7,
+            transfer_ms: Some(12.0),
+            failover_ms: None,
+            errors: ErrorCounts::default(),
+            checks: vec![Check {
+                name: "acked writes survive".into(),
+                passed,
+                detail: String::new(),
+            }],
+            overhead: vec![],
+        }
+    }
+
+    #[test]
+    fn table_puts_backends_side_by_side() {
+        let text = table(&[report("openraft", true), report("raftrs", false)]);
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.contains("openraft") && header.contains("raftrs"),
+            "{text}"
+        );
+        assert!(text.contains("1234 ops/s"), "{text}");
+        assert!(text.contains("99.50%"), "{text}");
+        assert!(text.contains("FAILED: acked writes survive"), "{text}");
+        assert!(text.contains("all 1 passed"), "{text}");
+    }
+
+    #[test]
+    fn json_has_the_fields_scripts_read() {
+        let value = serde_json::to_value([report("openraft", true)]).unwrap();
+        let first = &value[0];
+        assert_eq!(first["backend"], "openraft");
+        assert_eq!(first["lease_hit_rate"], 0.995);
+        assert!(first["write_throughput"].is_number());
+        assert!(first["lease_read_latency"]["p99_us"].is_number());
+        assert!(first["linearizable_read_latency"]["p50_us"].is_number());
+    }
+}
