@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -53,6 +53,9 @@ pub(crate) struct Inner {
     /// without `transferring_to` does not end the suspicion (the engine may not have published
     /// the transfer yet).
     pub(crate) transfers_in_flight: AtomicUsize,
+    /// The engine's `Status::transfers_started` as last observed. A status whose count differs
+    /// started a transfer this lease has not accounted for, even if it already ended.
+    transfers_seen: AtomicU64,
     /// The voter set last observed; a change invalidates the lease.
     voters: Mutex<Option<BTreeSet<NodeId>>>,
     subscription: Mutex<Option<Subscription>>,
@@ -116,6 +119,7 @@ impl Lease {
                 renew_interval,
                 closed: AtomicBool::new(false),
                 transfers_in_flight: AtomicUsize::new(0),
+                transfers_seen: AtomicU64::new(engine.status().transfers_started),
                 voters: Mutex::new(Some(engine.status().membership.voters)),
                 subscription: Mutex::new(Some(subscription)),
                 task: Mutex::new(None),
@@ -260,7 +264,9 @@ impl Inner {
         if status.role != Role::Leader {
             return Err(MissReason::NotLeader);
         }
-        if status.transferring_to.is_some() {
+        if status.transferring_to.is_some()
+            || status.transfers_started != self.transfers_seen.load(Ordering::Acquire)
+        {
             return Err(MissReason::Transferring);
         }
         match self.state.check(now, status.term) {
@@ -400,6 +406,21 @@ impl Inner {
         };
         if voters_changed {
             self.invalidate(InvalidationCause::MembershipChanged);
+        }
+        // A transfer this lease has not accounted for, possibly already over: its forced
+        // election may have bypassed the followers' vote refusal. Suspect before publishing the
+        // new count, so a reader that sees the count finds the lease already cleared.
+        if status.transfers_started != self.transfers_seen.load(Ordering::Acquire) {
+            self.state.suspect();
+            self.counters
+                .invalidated(InvalidationCause::TransferStarted);
+            self.transfers_seen
+                .store(status.transfers_started, Ordering::Release);
+            if status.transferring_to.is_none()
+                && self.transfers_in_flight.load(Ordering::Acquire) == 0
+            {
+                self.state.end_suspicion(now);
+            }
         }
         match (status.transferring_to, self.state.is_suspect()) {
             (Some(_), false) => {

@@ -204,9 +204,14 @@ impl MockEngine {
         self.status.receiver_count()
     }
 
-    /// Sets or clears `transferring_to`.
+    /// Sets or clears `transferring_to`; setting a target counts a started transfer.
     pub fn set_transferring(&self, target: Option<NodeId>) {
-        self.update(|s| s.transferring_to = target);
+        self.update(|s| {
+            if target.is_some() {
+                s.transfers_started += 1;
+            }
+            s.transferring_to = target;
+        });
     }
 
     /// What the engine reports from `quorum_ack()` while leading.

@@ -3,6 +3,7 @@
 //! isolated leader that openraft itself keeps in the Leader state.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,7 +45,11 @@ pub(crate) fn role_of(state: ServerState) -> Role {
 
 /// The status a metrics snapshot describes. A node whose core failed fatally reports
 /// [`Role::Shutdown`]: it serves nothing until restarted.
-pub(crate) fn status_of(metrics: &Metrics, transferring_to: Option<NodeId>) -> Status {
+pub(crate) fn status_of(
+    metrics: &Metrics,
+    transferring_to: Option<NodeId>,
+    transfers_started: u64,
+) -> Status {
     let role = if metrics.running_state.is_err() {
         Role::Shutdown
     } else {
@@ -64,6 +69,7 @@ pub(crate) fn status_of(metrics: &Metrics, transferring_to: Option<NodeId>) -> S
         } else {
             None
         },
+        transfers_started,
         membership: membership_of(&metrics.membership_config),
     }
 }
@@ -98,6 +104,8 @@ pub(crate) struct StatusShared {
     pub(crate) status: watch::Sender<Status>,
     /// The transfer this node runs as leader, if any.
     pub(crate) transferring_to: Mutex<Option<NodeId>>,
+    /// Transfers started so far (published as `Status::transfers_started`).
+    pub(crate) transfers_started: AtomicU64,
     /// The term and time (engine clock) of the latest transfer this node started as leader.
     /// openraft stops heartbeats and followers drop their vote refusal once a transfer starts,
     /// so quorum acks from before it prove nothing; see `OpenraftEngine::quorum_ack`.
@@ -118,13 +126,24 @@ impl StatusShared {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets or clears the transfer target and republishes the status.
+    /// Transfers started so far.
+    pub(crate) fn transfers_started(&self) -> u64 {
+        self.transfers_started.load(Ordering::Acquire)
+    }
+
+    /// Sets or clears the transfer target and republishes the status. Setting a target counts
+    /// a started transfer.
     pub(crate) fn set_transferring_to(&self, target: Option<NodeId>) {
         *self
             .transferring_to
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = target;
+        if target.is_some() {
+            self.transfers_started.fetch_add(1, Ordering::AcqRel);
+        }
+        let transfers_started = self.transfers_started();
         self.status.send_modify(|status| {
+            status.transfers_started = transfers_started;
             status.transferring_to = if status.role == Role::Leader {
                 target
             } else {
@@ -149,9 +168,10 @@ pub(crate) async fn follow_metrics(
         }
         // Read before publishing: a transfer call clears it once it sees the new status.
         let transferring_to = shared.transferring_to();
+        let transfers_started = shared.transfers_started();
         let observed = {
             let m = metrics.borrow_watched();
-            let status = status_of(&m, transferring_to);
+            let status = status_of(&m, transferring_to, transfers_started);
             Observed {
                 leading: status.role == Role::Leader && status.leader == Some(m.id),
                 fatal: m.running_state.is_err(),

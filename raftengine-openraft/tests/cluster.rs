@@ -122,6 +122,7 @@ async fn transfer_to_a_live_follower_completes() {
 
     // Hold the leader's traffic to the target so the transfer stays observable.
     cluster.net.hold(leader, target);
+    let started_before = cluster.status(leader).transfers_started;
     let mut status = cluster.engine(leader).subscribe();
     let engine = cluster.engine(leader).clone();
     let transfer = tokio::spawn(async move { engine.transfer_leadership(Some(target)).await });
@@ -146,6 +147,7 @@ async fn transfer_to_a_live_follower_completes() {
     assert_eq!(transfer.await.unwrap().expect("transfer"), target);
     assert_eq!(cluster.leader().await, target);
     assert_eq!(cluster.status(leader).transferring_to, None);
+    assert_eq!(cluster.status(leader).transfers_started, started_before + 1);
     let applied = cluster.engine(target).propose(cmd(2)).await.unwrap();
     cluster.wait_applied(&[1, 2, 3], applied.index).await;
     cluster.shutdown_all().await;

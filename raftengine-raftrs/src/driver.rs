@@ -67,6 +67,8 @@ pub(crate) struct Driver {
     seq: u64,
     applied: u64,
     applied_term: u64,
+    /// Transfers started by this node (published as `Status::transfers_started`).
+    transfers_started: u64,
     last_snapshot_index: u64,
     /// Vote requests are dropped until this instant (restart only).
     vote_drop_until: Option<Instant>,
@@ -131,6 +133,7 @@ impl Driver {
             seq: 0,
             applied: init.applied,
             applied_term: init.applied_term,
+            transfers_started: 0,
             last_snapshot_index,
             vote_drop_until,
             led: None,
@@ -460,6 +463,8 @@ impl Driver {
             let _ = reply.send(Err(Error::transfer_in_progress(Some(other))));
             return;
         }
+        // Counted before raft-rs may send MsgTimeoutNow, so no forced election can precede it.
+        self.transfers_started += 1;
         self.node.transfer_leader(target);
         if self.node.raft.lead_transferee != Some(target) {
             let _ = reply.send(Err(Error::new(ErrorKind::Unavailable)
@@ -864,6 +869,7 @@ impl Driver {
             } else {
                 None
             },
+            transfers_started: self.transfers_started,
             membership,
         };
         self.shared.status.send_if_modified(|current| {

@@ -201,9 +201,15 @@ async fn transfer_to_a_live_follower_and_rejections() {
         ErrorKind::NotLeader { .. }
     ));
 
+    let started_before = engine.status().transfers_started;
     let new_leader = engine.transfer_leadership(Some(target)).await.unwrap();
     assert_eq!(new_leader, target);
     assert_eq!(engine.status().leader, Some(target));
+    assert_eq!(
+        engine.status().transfers_started,
+        started_before + 1,
+        "a started transfer is counted (rejected ones are not)"
+    );
     assert_ne!(engine.status().role, Role::Leader);
     let leader = c.wait_leader().await;
     assert_eq!(leader, target);

@@ -65,6 +65,11 @@ pub struct Status {
     pub last_log_index: u64,
     /// Set while this node, as leader, is handing leadership to that node.
     pub transferring_to: Option<NodeId>,
+    /// How many leadership transfers this node has started since it was constructed. Never
+    /// decreases. A transfer that starts and aborts between two looks at `transferring_to` is
+    /// still visible here, which matters to leases: a transfer's forced election ignores the
+    /// followers' vote refusal.
+    pub transfers_started: u64,
     /// Current membership.
     pub membership: Membership,
 }

@@ -145,3 +145,34 @@ async fn a_completed_transfer_leaves_the_lease_invalid() {
     );
     assert!(!lease.state().is_suspect(), "a later term may lead again");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_transfer_that_started_and_ended_unobserved_still_ends_the_lease() {
+    let (engine, lease) = leader();
+    warm(&lease).await;
+    assert_eq!(lease.check(), Ok(()));
+    let before_transfer = now();
+    // Started and aborted before the lease looked at the status even once.
+    engine.set_transferring(Some(2));
+    engine.set_transferring(None);
+    assert_eq!(lease.check(), Err(MissReason::Transferring));
+    lease.observe_status();
+    assert!(!lease.state().is_suspect());
+    assert_eq!(
+        lease
+            .stats()
+            .invalidations_for(InvalidationCause::TransferStarted),
+        1
+    );
+    // An acknowledgement from before the transfer proves nothing any more.
+    engine.set_quorum_ack(Some(QuorumAck {
+        term: 1,
+        sent_at: before_transfer,
+    }));
+    assert!(!lease.renew_from_ack());
+    assert_ne!(lease.check(), Ok(()));
+    tokio::time::advance(MS).await;
+    engine.ack_now();
+    assert!(lease.renew_from_ack());
+    assert_eq!(lease.check(), Ok(()));
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -152,10 +152,11 @@ impl OpenraftEngine {
             }
         }
 
-        let initial = status_of(&raft.metrics().borrow_watched(), None);
+        let initial = status_of(&raft.metrics().borrow_watched(), None, 0);
         let shared = Arc::new(StatusShared {
             status: watch::Sender::new(initial),
             transferring_to: Mutex::new(None),
+            transfers_started: AtomicU64::new(0),
             transfer_started: Mutex::new(None),
             tracker: LeadershipTracker::new(),
             lease: timing.vote_refusal_window,
