@@ -38,6 +38,7 @@ impl BenchEngine {
             applied_term: 1,
             last_log_index: 1,
             transferring_to: None,
+            transfers_started: 0,
             membership: Membership {
                 voters: [1, 2, 3].into_iter().collect(),
                 ..Membership::default()
