@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baseline::DirectCluster;
 use cli::{BackendChoice, Command, Options, USAGE};
 use cluster::{Backend, Cluster};
 use demo::Events;
@@ -147,24 +148,10 @@ async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, 
         };
         let direct = match backend {
             Backend::Openraft => {
-                let direct =
-                    Arc::new(baseline::DirectOpenraft::start(3, delay, options.value_size).await?);
-                let run =
-                    workload::run_writes(Arc::clone(&direct), clients, options.duration).await;
-                if let Ok(direct) = Arc::try_unwrap(direct) {
-                    direct.shutdown().await;
-                }
-                run
+                measure_direct::<baseline::DirectOpenraft>(delay, clients, options).await?
             }
             Backend::RaftRs => {
-                let direct =
-                    Arc::new(baseline::DirectRaftRs::start(3, delay, options.value_size).await?);
-                let run =
-                    workload::run_writes(Arc::clone(&direct), clients, options.duration).await;
-                if let Ok(direct) = Arc::try_unwrap(direct) {
-                    direct.shutdown().await;
-                }
-                run
+                measure_direct::<baseline::DirectRaftRs>(delay, clients, options).await?
             }
         };
         let adapter_rate = adapter.throughput();
@@ -177,4 +164,17 @@ async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, 
         });
     }
     Ok(out)
+}
+
+async fn measure_direct<C: DirectCluster>(
+    one_way_delay: Duration,
+    clients: usize,
+    options: &Options,
+) -> Result<workload::WriteRun, String> {
+    let direct = Arc::new(C::start(3, one_way_delay, options.value_size).await?);
+    let run = workload::run_writes(Arc::clone(&direct), clients, options.duration).await;
+    if let Ok(direct) = Arc::try_unwrap(direct) {
+        direct.shutdown().await;
+    }
+    Ok(run)
 }

@@ -17,7 +17,7 @@ use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{Config, Raft, ServerState};
 use openraft_memstore::{ClientRequest, MemStateMachine, TypeConfig};
 
-use super::WriteTarget;
+use super::{DirectCluster, WriteTarget};
 
 type MemRaft = Raft<TypeConfig, Arc<MemStateMachine>>;
 type Router = Arc<Mutex<BTreeMap<u64, MemRaft>>>;
@@ -29,13 +29,9 @@ pub struct DirectOpenraft {
     value: String,
 }
 
-impl DirectOpenraft {
+impl DirectCluster for DirectOpenraft {
     /// Starts `nodes` nodes, elects node 1, and waits until it leads.
-    pub async fn start(
-        nodes: u64,
-        one_way_delay: Duration,
-        value_size: usize,
-    ) -> Result<Self, String> {
+    async fn start(nodes: u64, one_way_delay: Duration, value_size: usize) -> Result<Self, String> {
         let config = Config {
             heartbeat_interval: 50,
             election_timeout_min: 300,
@@ -76,7 +72,7 @@ impl DirectOpenraft {
     }
 
     /// Shuts every node down.
-    pub async fn shutdown(self) {
+    async fn shutdown(self) {
         let rafts: Vec<MemRaft> = self
             .router
             .lock()

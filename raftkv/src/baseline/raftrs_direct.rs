@@ -12,7 +12,7 @@ use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::WriteTarget;
+use super::{DirectCluster, WriteTarget};
 
 const TICK: Duration = Duration::from_millis(10);
 
@@ -29,13 +29,9 @@ pub struct DirectRaftRs {
     value: Vec<u8>,
 }
 
-impl DirectRaftRs {
+impl DirectCluster for DirectRaftRs {
     /// Starts `nodes` nodes, makes node 1 campaign, and waits until it leads.
-    pub async fn start(
-        nodes: u64,
-        one_way_delay: Duration,
-        value_size: usize,
-    ) -> Result<Self, String> {
+    async fn start(nodes: u64, one_way_delay: Duration, value_size: usize) -> Result<Self, String> {
         let voters: Vec<u64> = (1..=nodes).collect();
         let mut inboxes = BTreeMap::new();
         let mut receivers = BTreeMap::new();
@@ -93,7 +89,7 @@ impl DirectRaftRs {
     }
 
     /// Stops every node and waits for their tasks.
-    pub async fn shutdown(self) {
+    async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
