@@ -170,6 +170,11 @@ impl Needs {
         snapshots: true,
         ..Self::NOTHING
     };
+    /// Quorum acknowledgements.
+    pub const QUORUM_ACK: Self = Self {
+        quorum_ack: true,
+        ..Self::NOTHING
+    };
 
     /// Both sets together.
     pub const fn and(self, other: Self) -> Self {

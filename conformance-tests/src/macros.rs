@@ -97,6 +97,7 @@ macro_rules! __conformance_suite {
                 "no_call_hangs_past_deadline",
                 "reads_see_acknowledged_writes",
                 "read_right_after_election_is_not_stale",
+                "quorum_ack_is_anchored_at_send_time",
                 "random_partitions",
                 "random_message_faults",
                 "random_crashes",
@@ -131,6 +132,7 @@ macro_rules! __conformance_suite {
             __stamp!(no_call_hangs_past_deadline);
             __stamp!(reads_see_acknowledged_writes);
             __stamp!(read_right_after_election_is_not_stale);
+            __stamp!(quorum_ack_is_anchored_at_send_time);
             __stamp!(random_partitions);
             __stamp!(random_message_faults);
             __stamp!(random_crashes);

@@ -67,6 +67,7 @@ conformance_suite!(
         no_call_hangs_past_deadline: "plumbing test: no engine",
         reads_see_acknowledged_writes: "plumbing test: no engine",
         read_right_after_election_is_not_stale: "plumbing test: no engine",
+        quorum_ack_is_anchored_at_send_time: "plumbing test: no engine",
         random_partitions: "plumbing test: no engine",
         random_message_faults: "plumbing test: no engine",
         random_crashes: "plumbing test: no engine",

@@ -130,6 +130,36 @@ pub struct Timing {
     pub max_clock_drift: f64,
 }
 
+impl Timing {
+    /// Rejects timing a lease could not be safely derived from: the error names the setting.
+    pub fn validate(&self) -> crate::Result<()> {
+        let invalid = |what: &str| {
+            Err(crate::Error::rejected(crate::RejectReason::InvalidConfig(
+                what.into(),
+            )))
+        };
+        if self.heartbeat_interval.is_zero() {
+            return invalid("heartbeat_interval must be positive");
+        }
+        if self.election_timeout_min <= self.heartbeat_interval {
+            return invalid("election_timeout_min must exceed heartbeat_interval");
+        }
+        if self.election_timeout_max < self.election_timeout_min {
+            return invalid("election_timeout_max must be at least election_timeout_min");
+        }
+        if self.vote_refusal_window.is_zero() {
+            return invalid("vote_refusal_window must be positive");
+        }
+        if self.vote_refusal_window > self.election_timeout_max {
+            return invalid("vote_refusal_window cannot exceed election_timeout_max");
+        }
+        if !(self.max_clock_drift.is_finite() && (0.0..0.5).contains(&self.max_clock_drift)) {
+            return invalid("max_clock_drift must be in [0, 0.5)");
+        }
+        Ok(())
+    }
+}
+
 /// What a backend can do. The conformance suite skips, and reports as ignored, what is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -174,4 +204,72 @@ pub struct LeaderLoss {
     pub term: u64,
     /// Why it ended.
     pub cause: LossCause,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing() -> Timing {
+        Timing {
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(600),
+            vote_refusal_window: Duration::from_millis(290),
+            max_clock_drift: 0.01,
+        }
+    }
+
+    #[test]
+    fn sound_timing_validates() {
+        timing().validate().unwrap();
+    }
+
+    #[test]
+    fn unsafe_timing_names_the_setting() {
+        let cases: [(fn(&mut Timing), &str); 5] = [
+            (
+                |t| t.heartbeat_interval = Duration::ZERO,
+                "heartbeat_interval",
+            ),
+            (
+                |t| t.election_timeout_min = t.heartbeat_interval,
+                "election_timeout_min",
+            ),
+            (
+                |t| t.vote_refusal_window = Duration::ZERO,
+                "vote_refusal_window",
+            ),
+            (
+                |t| t.vote_refusal_window = Duration::from_secs(1),
+                "vote_refusal_window",
+            ),
+            (|t| t.max_clock_drift = f64::NAN, "max_clock_drift"),
+        ];
+        for (break_it, setting) in cases {
+            let mut t = timing();
+            break_it(&mut t);
+            let err = t.validate().unwrap_err();
+            assert!(err.to_string().contains(setting), "{err}");
+            assert!(matches!(
+                err.kind(),
+                crate::ErrorKind::Rejected(crate::RejectReason::InvalidConfig(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_ready_leader_has_applied_its_own_term() {
+        let mut status = Status {
+            role: Role::Leader,
+            term: 3,
+            applied_term: 2,
+            ..Status::default()
+        };
+        assert!(!status.is_ready_leader());
+        status.applied_term = 3;
+        assert!(status.is_ready_leader());
+        status.transferring_to = Some(2);
+        assert!(!status.is_ready_leader());
+    }
 }

@@ -1226,3 +1226,73 @@ pub async fn read_right_after_election_is_not_stale<B: Backend>(
     cluster.check_election_safety()?;
     cluster.shutdown().await
 }
+
+/// `quorum_ack()` on the leader is anchored at the **send** time of the acknowledged message:
+/// with a one-way delay `d` on every link, no acknowledgement can be younger than the round
+/// trip `2d`; it stays fresh while the quorum answers; followers report none; and once the
+/// leader is cut off it stops advancing.
+pub async fn quorum_ack_is_anchored_at_send_time<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let delay = Duration::from_millis(20);
+    cluster.net().set_default_faults(raftengine::LinkFaults {
+        delay,
+        ..raftengine::LinkFaults::default()
+    });
+    let leader = leader_and_warm_up(&cluster).await?;
+    let engine = cluster.engine(leader)?;
+    let clock = engine.clock();
+    let round_trip = delay * 2;
+    let config = cluster.config().clone();
+    let freshness = round_trip + config.heartbeat_interval * 3 + config.rpc_timeout;
+    let mut samples = 0;
+    let sampling_end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < sampling_end {
+        let status = engine.status();
+        let ack = engine.quorum_ack();
+        let now = clock.now();
+        if status.role == Role::Leader {
+            let Some(ack) = ack else {
+                fail!("leader {leader} reports no quorum_ack while its quorum answers");
+            };
+            ensure!(
+                ack.term == status.term,
+                "quorum_ack term {} differs from the leader's term {}",
+                ack.term,
+                status.term
+            );
+            let age = now.saturating_duration_since(ack.sent_at);
+            ensure!(
+                age >= round_trip,
+                "quorum_ack is {age:?} old but a round trip takes {round_trip:?}: it is anchored \
+                 at the receive time, not the send time"
+            );
+            ensure!(
+                age <= freshness,
+                "quorum_ack is {age:?} old on a healthy leader (expected at most {freshness:?})"
+            );
+            samples += 1;
+        }
+        for follower in others(&cluster.ids(), leader) {
+            let ack = cluster.engine(follower)?.quorum_ack();
+            ensure!(
+                ack.is_none(),
+                "follower {follower} reports quorum_ack {ack:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    ensure!(samples > 100, "only {samples} samples while leading");
+    cluster.isolate(leader);
+    tokio::time::sleep(round_trip).await;
+    let frozen = engine.quorum_ack().map(|ack| ack.sent_at);
+    tokio::time::sleep(config.election_timeout_max).await;
+    let later = engine.quorum_ack().map(|ack| ack.sent_at);
+    ensure!(
+        later.is_none() || later == frozen,
+        "quorum_ack kept advancing on an isolated leader: {frozen:?} then {later:?}"
+    );
+    cluster.heal_all();
+    cluster.shutdown().await
+}

@@ -17,9 +17,10 @@ pub use contract::{
     leader_loss_fires_when_isolated, leadership_lost_mid_proposal, membership_add_promote_remove,
     membership_bad_requests, no_call_hangs_past_deadline, not_applied_writes_leave_no_trace,
     propose_during_transfer_is_transfer_in_progress, propose_on_follower_is_not_leader,
-    read_right_after_election_is_not_stale, reads_see_acknowledged_writes,
-    replicates_in_same_order, single_leader_per_term, snapshot_catch_up, transfer_to_dead_target,
-    transfer_to_isolated_target, transfer_to_learner_is_rejected, transfer_to_live_target,
+    quorum_ack_is_anchored_at_send_time, read_right_after_election_is_not_stale,
+    reads_see_acknowledged_writes, replicates_in_same_order, single_leader_per_term,
+    snapshot_catch_up, transfer_to_dead_target, transfer_to_isolated_target,
+    transfer_to_learner_is_rejected, transfer_to_live_target,
     transfer_to_unknown_target_is_rejected,
 };
 pub use faults::{
@@ -61,6 +62,7 @@ pub const ALL: &[(&str, Needs)] = &[
     ("no_call_hangs_past_deadline", Needs::NOTHING),
     ("reads_see_acknowledged_writes", Needs::NOTHING),
     ("read_right_after_election_is_not_stale", Needs::NOTHING),
+    ("quorum_ack_is_anchored_at_send_time", Needs::QUORUM_ACK),
     ("random_partitions", Needs::NOTHING),
     ("random_message_faults", Needs::NOTHING),
     ("random_crashes", Needs::NOTHING),
