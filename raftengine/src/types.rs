@@ -227,7 +227,8 @@ mod tests {
 
     #[test]
     fn unsafe_timing_names_the_setting() {
-        let cases: [(fn(&mut Timing), &str); 5] = [
+        type Breakage = (fn(&mut Timing), &'static str);
+        let cases: [Breakage; 5] = [
             (
                 |t| t.heartbeat_interval = Duration::ZERO,
                 "heartbeat_interval",
