@@ -45,6 +45,18 @@ pub(crate) fn map_error(native: impl NativeError) -> Error {
     native.into_engine_error()
 }
 
+/// True for a write refused because this leader has no recent quorum acknowledgement: the
+/// one refusal a freshly elected leader gives before its first heartbeat round answers.
+pub(crate) fn is_lease_expired(
+    native: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+) -> bool {
+    matches!(
+        native,
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward))
+            if forward.reason == ForwardReason::LeaseExpired
+    )
+}
+
 fn with_text(error: Error, native: &impl Display) -> Error {
     error.with_context(native.to_string())
 }
@@ -207,6 +219,24 @@ mod tests {
         );
         assert_eq!(err.outcome(), WriteOutcome::NotApplied);
         assert!(err.is_leadership_loss());
+    }
+
+    #[test]
+    fn only_a_lease_expired_refusal_is_recognised_as_one() {
+        let refusal = |reason| {
+            RaftError::<TypeConfig, _>::APIError(ClientWriteError::ForwardToLeader(forward(
+                None, reason,
+            )))
+        };
+        assert!(is_lease_expired(&refusal(ForwardReason::LeaseExpired)));
+        assert!(!is_lease_expired(&refusal(ForwardReason::NotLeader)));
+        assert!(!is_lease_expired(&refusal(
+            ForwardReason::LeadershipTransfer
+        )));
+        assert!(!is_lease_expired(&RaftError::<
+            TypeConfig,
+            ClientWriteError<TypeConfig>,
+        >::Fatal(Fatal::Stopped)));
     }
 
     #[test]

@@ -178,9 +178,10 @@ async fn transfer_validates_its_target() {
         err.kind(),
         &ErrorKind::Rejected(RejectReason::UnknownNode(42))
     );
+    let err = engine.transfer_leadership(Some(leader)).await.unwrap_err();
     assert_eq!(
-        engine.transfer_leadership(Some(leader)).await.unwrap(),
-        leader
+        err.kind(),
+        &ErrorKind::Rejected(RejectReason::TargetIsSelf(leader))
     );
 
     cluster.boot(4, MemLogStore::new(), false).await;

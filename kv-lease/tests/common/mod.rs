@@ -61,6 +61,7 @@ pub struct Cluster {
     pub nodes: BTreeMap<NodeId, Node>,
     stores: BTreeMap<NodeId, MemLogStore>,
     clocks: BTreeMap<NodeId, Arc<dyn Clock>>,
+    tweaks: BTreeMap<NodeId, fn(&mut Config)>,
 }
 
 /// The configuration every node gets.
@@ -92,6 +93,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             stores: BTreeMap::new(),
             clocks,
+            tweaks: BTreeMap::new(),
         };
         for id in voters {
             cluster.stores.insert(id, MemLogStore::new());
@@ -109,10 +111,14 @@ impl Cluster {
             .cloned()
             .unwrap_or_else(|| Arc::new(TokioClock));
         let sm = SharedStateMachine::new(KvStateMachine::new());
+        let mut config = config(id, &self.voters);
+        if let Some(tweak) = self.tweaks.get(&id) {
+            tweak(&mut config);
+        }
         let engine = self
             .backend
             .start(
-                config(id, &self.voters),
+                config,
                 sm.clone(),
                 Arc::new(store) as Arc<dyn LogStore>,
                 Arc::new(self.net.transport(id)) as Arc<dyn Transport>,
@@ -129,9 +135,18 @@ impl Cluster {
     pub async fn crash(&mut self, id: NodeId) {
         let node = self.nodes.remove(&id).expect("node runs");
         node.lease.shutdown().await;
-        within(Duration::from_secs(5), "engine shutdown", node.engine.shutdown())
-            .await
-            .expect("shutdown");
+        within(
+            Duration::from_secs(5),
+            "engine shutdown",
+            node.engine.shutdown(),
+        )
+        .await
+        .expect("shutdown");
+    }
+
+    /// Adjusts node `id`'s configuration from its next (re)start on.
+    pub fn set_tweak(&mut self, id: NodeId, tweak: fn(&mut Config)) {
+        self.tweaks.insert(id, tweak);
     }
 
     /// Starts node `id` again on the store its previous incarnation wrote.

@@ -25,7 +25,7 @@ mod membership;
 mod transfer;
 
 use crate::budget::InFlight;
-use crate::errors::map_error;
+use crate::errors::{is_lease_expired, map_error};
 use crate::network::{InboundHandler, NetworkFactory};
 use crate::settings::{openraft_config, timing};
 use crate::status::{StatusShared, follow_metrics, membership_of, quorum_ack_age, status_of};
@@ -266,11 +266,30 @@ impl Engine for OpenraftEngine {
             self.inner.config.max_uncommitted_bytes,
         )?;
         let raft = self.inner.raft.clone();
+        let first_ack_wait = self.inner.config.heartbeat_interval * 2;
         let response = self
             .guarded(self.inner.config.request_timeout, async move {
-                raft.client_write(Command(command.to_vec()))
-                    .await
-                    .map_err(map_error)
+                let command = Command(command.to_vec());
+                match raft.client_write(command.clone()).await {
+                    Err(native) if is_lease_expired(&native) => {
+                        // A leader elected a moment ago has no quorum acknowledgement yet and
+                        // openraft refuses writes until its first heartbeat round answers.
+                        // Give that round a moment instead of failing a healthy new leader; an
+                        // isolated leader gets no ack and still fails, two heartbeats later.
+                        let acked = raft
+                            .wait(Some(first_ack_wait))
+                            .metrics(
+                                |m| quorum_ack_age(m).is_some(),
+                                "first quorum acknowledgement of this leader",
+                            )
+                            .await;
+                        if acked.is_err() {
+                            return Err(map_error(native));
+                        }
+                        raft.client_write(command).await.map_err(map_error)
+                    }
+                    result => result.map_err(map_error),
+                }
             })
             .await?;
         Ok(Applied {

@@ -13,7 +13,7 @@ use crate::types::engine_index_of;
 impl OpenraftEngine {
     /// Validates `target` (or picks the most up-to-date voter), triggers openraft's transfer
     /// and waits at most one `election_timeout_max` for the target to lead. Targeting this
-    /// node while it leads returns at once with its own id.
+    /// node is rejected with `TargetIsSelf`.
     pub(super) async fn transfer(&self, target: Option<NodeId>) -> Result<NodeId> {
         self.check_running()?;
         self.require_leader()?;
@@ -26,8 +26,9 @@ impl OpenraftEngine {
             })?,
         };
         if target == self.inner.id {
-            // Already leading: the transfer is trivially done.
-            return Ok(target);
+            // The contract: a transfer to the node that already leads is a bad request, as on
+            // every backend (a caller asking for it has a stale view of the cluster).
+            return Err(Error::rejected(RejectReason::TargetIsSelf(target)));
         }
         if membership.learners.contains(&target) {
             return Err(Error::rejected(RejectReason::NotAVoter(target)));
