@@ -632,6 +632,18 @@ impl<B: Backend> Cluster<B> {
         self.boot(id).await
     }
 
+    /// Changes node `id`'s settings from its next [`Cluster::restart`] on (the running engine
+    /// keeps the settings it started with). For cases that need one node to differ, e.g. an
+    /// eager candidate with short election timeouts.
+    pub fn reconfigure(&self, id: NodeId, change: impl FnOnce(&mut Config)) -> Result<(), Failure> {
+        let mut nodes = lock(&self.inner.nodes);
+        let slot = nodes
+            .get_mut(&id)
+            .ok_or_else(|| Failure::new(format!("node {id} does not exist")))?;
+        change(&mut slot.config);
+        Ok(())
+    }
+
     /// Starts a new node `id` with no initial voters (to be added with `add_learner`).
     pub async fn add_node(&self, id: NodeId) -> Result<(), Failure> {
         if lock(&self.inner.nodes).contains_key(&id) {

@@ -107,6 +107,14 @@ macro_rules! __conformance_suite {
                 "random_membership_changes",
                 "random_mixed",
                 "checker_catches_unsafe_local_reads",
+                "lease_conflict_storm_stays_warm",
+                "lease_stops_on_minority_leader_before_new_leader",
+                "no_lease_read_during_transfer",
+                "no_lease_read_before_new_term_applied",
+                "lease_resumes_after_aborted_transfer_only_on_fresh_ack",
+                "lease_read_after_pause_is_not_stale",
+                "restarted_node_cannot_elect_inside_live_lease",
+                "checker_catches_lease_with_excess_drift",
             ];
 
             __stamp!(single_leader_per_term);
@@ -142,6 +150,14 @@ macro_rules! __conformance_suite {
             __stamp!(random_membership_changes);
             __stamp!(random_mixed);
             __stamp!(checker_catches_unsafe_local_reads);
+            __stamp!(lease_conflict_storm_stays_warm);
+            __stamp!(lease_stops_on_minority_leader_before_new_leader);
+            __stamp!(no_lease_read_during_transfer);
+            __stamp!(no_lease_read_before_new_term_applied);
+            __stamp!(lease_resumes_after_aborted_transfer_only_on_fresh_ack);
+            __stamp!(lease_read_after_pause_is_not_stale);
+            __stamp!(restarted_node_cannot_elect_inside_live_lease);
+            __stamp!(checker_catches_lease_with_excess_drift);
         }
     };
 }

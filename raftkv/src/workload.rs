@@ -10,6 +10,8 @@ use bytes::Bytes;
 use kv_lease::ReadPath;
 use kv_lease::kv::{KvCommand, KvResponse};
 use raftengine::{Engine, ErrorKind, Role};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::baseline::WriteTarget;
 use crate::cluster::Node;
@@ -156,7 +158,9 @@ async fn client_loop(
     stop: Arc<AtomicBool>,
 ) -> ClientTotals {
     let mut totals = ClientTotals::default();
-    let mut dice = Dice::new(seed ^ (client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // One seeded stream per client, so a run's operation sequence replays.
+    let mut dice =
+        ChaCha8Rng::seed_from_u64(seed ^ (client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut serial = 0u64;
     // What this client believes its CAS key holds; `None` after an unknown outcome.
     let mut cas_value: Option<Option<Bytes>> = Some(None);
@@ -168,9 +172,9 @@ async fn client_loop(
         };
         serial += 1;
         let began = Instant::now();
-        let result: Result<(), raftengine::Error> = if dice.chance(mix.read_ratio) {
-            let key = put_key(dice.below(clients as u64) as usize);
-            if dice.chance(mix.lease_read_share) {
+        let result: Result<(), raftengine::Error> = if dice.gen_bool(mix.read_ratio) {
+            let key = put_key(dice.gen_range(0..clients));
+            if dice.gen_bool(mix.lease_read_share) {
                 node.kv.get(&key).await.map(|outcome| {
                     let elapsed = began.elapsed();
                     totals.lease_reads.record(elapsed);
@@ -184,7 +188,7 @@ async fn client_loop(
                     .await
                     .map(|_| totals.linearizable_reads.record(began.elapsed()))
             }
-        } else if dice.chance(mix.cas_share) {
+        } else if dice.gen_bool(mix.cas_share) {
             let key = cas_key(client);
             let new = value_for(client, serial, mix.value_size);
             let expected = match &cas_value {
@@ -197,7 +201,7 @@ async fn client_loop(
                     }
                 },
             };
-            let conflict = dice.chance(mix.conflict_rate);
+            let conflict = dice.gen_bool(mix.conflict_rate);
             let expected = if conflict {
                 Some(Bytes::from_static(b"a value nobody writes"))
             } else {
@@ -244,31 +248,6 @@ async fn note_error(totals: &mut ClientTotals, router: &Router, error: &raftengi
     if !matches!(error.kind(), ErrorKind::Rejected(_)) {
         router.refresh();
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// SplitMix64 dice for the workload mix: seeded so a run's operation sequence replays.
-struct Dice(u64);
-
-impl Dice {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
@@ -378,16 +357,5 @@ mod tests {
         assert_eq!(serial_of(&value), Some(42));
         assert_eq!(serial_of(b"garbage"), None);
         assert_eq!(value_for(1, 7, 0).as_ref(), b"1:7:");
-    }
-
-    #[test]
-    fn dice_follow_their_seed() {
-        let draws = |seed| {
-            let mut dice = Dice::new(seed);
-            (0..1000).filter(|_| dice.chance(0.5)).count()
-        };
-        assert_eq!(draws(9), draws(9));
-        let hits = draws(9);
-        assert!((400..600).contains(&hits), "{hits}");
     }
 }

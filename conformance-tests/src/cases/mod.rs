@@ -5,10 +5,12 @@
 //!
 //! - [`contract`]: deterministic cases, one behaviour of the `Engine` contract each.
 //! - [`faults`]: randomized fault schedules checked for linearizability and convergence.
+//! - [`lease`]: `kv-lease` lease reads over the backend's engines, and the lease negative test.
 //! - [`workload`]: the recording clients the randomized cases run.
 
 pub mod contract;
 pub mod faults;
+pub mod lease;
 pub mod workload;
 
 pub use contract::{
@@ -27,6 +29,12 @@ pub use faults::{
     checker_catches_unsafe_local_reads, random_clock_drift, random_crashes,
     random_membership_changes, random_message_faults, random_mixed, random_partitions,
     random_snapshots, random_transfers,
+};
+pub use lease::{
+    checker_catches_lease_with_excess_drift, lease_conflict_storm_stays_warm,
+    lease_read_after_pause_is_not_stale, lease_resumes_after_aborted_transfer_only_on_fresh_ack,
+    lease_stops_on_minority_leader_before_new_leader, no_lease_read_before_new_term_applied,
+    no_lease_read_during_transfer, restarted_node_cannot_elect_inside_live_lease,
 };
 
 use crate::harness::Needs;
@@ -72,6 +80,23 @@ pub const ALL: &[(&str, Needs)] = &[
     ("random_membership_changes", Needs::MEMBERSHIP),
     ("random_mixed", Needs::NOTHING),
     ("checker_catches_unsafe_local_reads", Needs::NOTHING),
+    ("lease_conflict_storm_stays_warm", Needs::NOTHING),
+    (
+        "lease_stops_on_minority_leader_before_new_leader",
+        Needs::NOTHING,
+    ),
+    ("no_lease_read_during_transfer", Needs::TRANSFER),
+    ("no_lease_read_before_new_term_applied", Needs::NOTHING),
+    (
+        "lease_resumes_after_aborted_transfer_only_on_fresh_ack",
+        Needs::TRANSFER,
+    ),
+    ("lease_read_after_pause_is_not_stale", Needs::NOTHING),
+    (
+        "restarted_node_cannot_elect_inside_live_lease",
+        Needs::NOTHING,
+    ),
+    ("checker_catches_lease_with_excess_drift", Needs::NOTHING),
 ];
 
 /// The capabilities case `name` needs, if it is a case of the suite.
