@@ -5,10 +5,9 @@
 //! stamps the suite once:
 //!
 //! ```ignore
-//! // tests/mybackend.rs
-//! #[derive(Default)]
-//! struct Mine;
-//! impl conformance_tests::Backend for Mine { /* NAME, capabilities, start */ }
+//! // tests/mybackend.rs: a backend following the family's `start_with_clock` convention
+//! conformance_tests::engine_backend!(Mine, "mine", my_backend::MyEngine);
+//! // (or implement `Backend` by hand for any other constructor)
 //! conformance_tests::conformance_suite!(mine, Mine, ignore {
 //!     snapshot_catch_up: "snapshots are not implemented yet",
 //! });

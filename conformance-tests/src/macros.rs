@@ -161,3 +161,59 @@ macro_rules! __conformance_suite {
         }
     };
 }
+
+/// Declares `$backend`, a [`crate::Backend`] that starts `$engine` through the family's
+/// constructor convention, `start_with_clock(config, state_machine, store, transport, clock)`.
+/// Capabilities default to all supported; pass `capabilities = <expr>` to state fewer.
+///
+/// ```ignore
+/// conformance_tests::engine_backend!(RaftRs, "raftrs", raftengine_raftrs::RaftRsEngine);
+/// conformance_tests::conformance_suite!(raftrs, RaftRs);
+/// ```
+#[macro_export]
+macro_rules! engine_backend {
+    ($backend:ident, $name:literal, $engine:path $(,)?) => {
+        $crate::engine_backend!(
+            $backend,
+            $name,
+            $engine,
+            capabilities = ::raftengine::Capabilities {
+                leadership_transfer: true,
+                membership_change: true,
+                snapshots: true,
+                quorum_ack: true,
+            }
+        );
+    };
+    ($backend:ident, $name:literal, $engine:path, capabilities = $capabilities:expr $(,)?) => {
+        #[derive(Debug, Default)]
+        struct $backend;
+
+        impl $crate::Backend for $backend {
+            const NAME: &'static str = $name;
+
+            fn capabilities(&self) -> ::raftengine::Capabilities {
+                $capabilities
+            }
+
+            fn start(
+                &self,
+                config: ::raftengine::Config,
+                state_machine: ::raftengine::SharedStateMachine<$crate::TestSm>,
+                store: ::std::sync::Arc<dyn ::raftengine::LogStore>,
+                transport: ::std::sync::Arc<dyn ::raftengine::Transport>,
+                clock: ::std::sync::Arc<dyn ::raftengine::Clock>,
+            ) -> $crate::BoxFuture<
+                'static,
+                ::raftengine::Result<::std::sync::Arc<dyn ::raftengine::Engine>>,
+            > {
+                ::std::boxed::Box::pin(async move {
+                    let engine =
+                        <$engine>::start_with_clock(config, state_machine, store, transport, clock)
+                            .await?;
+                    Ok(::std::sync::Arc::new(engine) as ::std::sync::Arc<dyn ::raftengine::Engine>)
+                })
+            }
+        }
+    };
+}

@@ -77,6 +77,14 @@ conformance_suite!(
         random_membership_changes: "plumbing test: no engine",
         random_mixed: "plumbing test: no engine",
         checker_catches_unsafe_local_reads: "plumbing test: no engine",
+        lease_conflict_storm_stays_warm: "plumbing test: no engine",
+        lease_stops_on_minority_leader_before_new_leader: "plumbing test: no engine",
+        no_lease_read_during_transfer: "plumbing test: no engine",
+        no_lease_read_before_new_term_applied: "plumbing test: no engine",
+        lease_resumes_after_aborted_transfer_only_on_fresh_ack: "plumbing test: no engine",
+        lease_read_after_pause_is_not_stale: "plumbing test: no engine",
+        restarted_node_cannot_elect_inside_live_lease: "plumbing test: no engine",
+        checker_catches_lease_with_excess_drift: "plumbing test: no engine",
     }
 );
 

@@ -190,7 +190,7 @@ async fn crash_leader(cluster: &mut Cluster, router: &Router) -> Result<f64, Str
 
 /// Every acknowledged put must still be there (or a later write of the same client).
 async fn durability_check(cluster: &Cluster, totals: &ClientTotals) -> Check {
-    let name = "acknowledged writes survive the crash".to_string();
+    let name = "every acknowledged write is readable at the end".to_string();
     let Some(leader) = cluster.wait_for_leader(ELECTION_LIMIT).await else {
         return Check {
             name,

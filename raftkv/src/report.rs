@@ -66,6 +66,15 @@ impl BackendReport {
     }
 }
 
+/// Sub-10 µs figures keep a decimal: the lease fast path lives there.
+fn micros(us: f64) -> String {
+    if us < 10.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.0}")
+    }
+}
+
 /// Formats reports side by side.
 pub fn table(reports: &[BackendReport]) -> String {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
@@ -76,7 +85,7 @@ pub fn table(reports: &[BackendReport]) -> String {
         if l.count == 0 {
             "-".to_string()
         } else {
-            format!("{:.0} / {:.0} µs", l.p50_us, l.p99_us)
+            format!("{} / {} µs", micros(l.p50_us), micros(l.p99_us))
         }
     };
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));

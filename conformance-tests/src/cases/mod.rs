@@ -89,12 +89,12 @@ pub const ALL: &[(&str, Needs)] = &[
     ("no_lease_read_before_new_term_applied", Needs::NOTHING),
     (
         "lease_resumes_after_aborted_transfer_only_on_fresh_ack",
-        Needs::TRANSFER,
+        Needs::TRANSFER.and(Needs::QUORUM_ACK),
     ),
     ("lease_read_after_pause_is_not_stale", Needs::NOTHING),
     (
         "restarted_node_cannot_elect_inside_live_lease",
-        Needs::NOTHING,
+        Needs::QUORUM_ACK,
     ),
     ("checker_catches_lease_with_excess_drift", Needs::NOTHING),
 ];
