@@ -65,11 +65,19 @@ pub struct Cluster {
     stores: BTreeMap<u64, MemLogStore>,
     nodes: BTreeMap<u64, Node>,
     lease_stats_of_stopped: kv_lease::LeaseStats,
+    lease_config: LeaseConfig,
 }
 
 impl Cluster {
-    /// Starts `size` voters with a simulated round trip of `rtt`.
-    pub async fn start(backend: Backend, size: u64, rtt: Duration, seed: u64) -> Result<Self> {
+    /// Starts `size` voters with a simulated round trip of `rtt`, each with a lease configured
+    /// by `lease_config`.
+    pub async fn start(
+        backend: Backend,
+        size: u64,
+        rtt: Duration,
+        seed: u64,
+        lease_config: LeaseConfig,
+    ) -> Result<Self> {
         let network = MemNetwork::new(seed);
         network.set_default_faults(LinkFaults {
             delay: rtt / 2,
@@ -83,6 +91,7 @@ impl Cluster {
             stores: voters.iter().map(|&id| (id, MemLogStore::new())).collect(),
             nodes: BTreeMap::new(),
             lease_stats_of_stopped: kv_lease::LeaseStats::default(),
+            lease_config,
         };
         for id in voters {
             cluster.start_node(id).await?;
@@ -101,7 +110,7 @@ impl Cluster {
             .backend
             .start(config, state.clone(), store, transport)
             .await?;
-        let lease = Lease::new(Arc::clone(&engine), LeaseConfig::default())?;
+        let lease = Lease::new(Arc::clone(&engine), self.lease_config.clone())?;
         let kv = KvStore::new(lease, state);
         self.nodes.insert(id, Node { engine, kv });
         Ok(())

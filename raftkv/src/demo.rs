@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kv_lease::LeaseStats;
+use kv_lease::{LeaseConfig, LeaseStats};
 
 use crate::cli::Options;
 use crate::cluster::{Backend, Cluster};
@@ -31,9 +31,15 @@ pub async fn run(
     options: &Options,
     events: Events,
 ) -> Result<BackendReport, String> {
-    let mut cluster = Cluster::start(backend, 3, options.rtt, options.seed)
-        .await
-        .map_err(|e| format!("{}: starting the cluster: {e}", backend.name()))?;
+    let mut cluster = Cluster::start(
+        backend,
+        3,
+        options.rtt,
+        options.seed,
+        LeaseConfig::default(),
+    )
+    .await
+    .map_err(|e| format!("{}: starting the cluster: {e}", backend.name()))?;
     cluster
         .wait_for_leader(ELECTION_LIMIT)
         .await

@@ -133,7 +133,13 @@ async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, 
     let delay = options.rtt / 2;
     for clients in [1, 256] {
         let adapter = {
-            let cluster = Cluster::start(backend, 3, options.rtt, options.seed)
+            // No lease background tasks: the ratio is about the adapter, and the baseline has
+            // no lease layer either.
+            let bare = kv_lease::LeaseConfig {
+                background: false,
+                ..kv_lease::LeaseConfig::default()
+            };
+            let cluster = Cluster::start(backend, 3, options.rtt, options.seed, bare)
                 .await
                 .map_err(|e| e.to_string())?;
             let leader = cluster
