@@ -634,14 +634,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_undelayed_message_never_overtakes_a_delayed_one_on_its_link() {
         let (net, a, recorder) = two_nodes(1);
-        net.set_link(1, 2, LinkFaults {
-            delay: Duration::from_millis(5),
-            ..LinkFaults::default()
-        });
+        net.set_link(
+            1,
+            2,
+            LinkFaults {
+                delay: Duration::from_millis(5),
+                ..LinkFaults::default()
+            },
+        );
         a.send(2, Bytes::from_static(b"first"));
         net.set_link(1, 2, LinkFaults::default());
         a.send(2, Bytes::from_static(b"second"));
-        assert!(recorder.received().is_empty(), "second must wait behind first");
+        assert!(
+            recorder.received().is_empty(),
+            "second must wait behind first"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
         a.send(2, Bytes::from_static(b"third"));
         let received: Vec<Bytes> = recorder.received();

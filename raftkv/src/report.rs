@@ -88,7 +88,15 @@ pub fn table(reports: &[BackendReport]) -> String {
             format!("{} / {} µs", micros(l.p50_us), micros(l.p99_us))
         }
     };
-    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+    let ms = |v: Option<f64>| {
+        v.map_or("-".to_string(), |v| {
+            if v < 10.0 {
+                format!("{v:.1} ms")
+            } else {
+                format!("{v:.0} ms")
+            }
+        })
+    };
     row("write throughput", &|r| {
         format!("{:.0} ops/s", r.write_throughput)
     });
