@@ -6,9 +6,8 @@
 //! lease warm. Histories record which path served each read ([`ReadPath::Lease`] for the fast
 //! path, [`ReadPath::Linearizable`] for the slow one).
 //!
-//! The same scenarios exist as `kv-lease`'s own acceptance tests on the two in-tree backends
-//! (`kv-lease/tests/real_backends.rs`); here they are expressed through the [`Harness`] so a
-//! third-party backend gets them too.
+//! These are also `kv-lease`'s acceptance tests on real backends (issue 5): expressed through
+//! the [`Harness`], every stamped backend, in-tree or third-party, runs them.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
