@@ -684,3 +684,34 @@ async fn slow_round_trips_are_tolerated() {
         .expect("propose with a slow network");
     cluster.shutdown_all().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_stops_the_node_like_a_crash() {
+    let mut cluster = Cluster::start(3, 12).await;
+    let old = cluster.leader().await;
+    let old_term = cluster.status(old).term;
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&lost);
+    let _subscription = cluster.engine(old).on_leader_loss(Box::new(move |_| {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }));
+    drop(cluster.nodes.remove(&old));
+    assert!(
+        lost.load(std::sync::atomic::Ordering::SeqCst),
+        "drop fires leader loss"
+    );
+    assert!(
+        !cluster.net.nodes().contains(&old),
+        "a dropped node stops serving"
+    );
+    // Only a stopped core lets the others elect: a running one would keep heartbeating.
+    let survivors: Vec<raftengine::NodeId> = cluster.nodes.keys().copied().collect();
+    let new = cluster.leader_after(old_term, &survivors).await;
+    assert_ne!(new, old);
+    cluster
+        .engine(new)
+        .propose(cmd(1))
+        .await
+        .expect("the survivors serve");
+    cluster.shutdown_all().await;
+}

@@ -220,9 +220,11 @@ impl OpenraftEngine {
 }
 
 impl Drop for Inner {
-    /// Dropping the last handle without `shutdown` ends the adapter's own tasks; openraft's
-    /// core keeps running as long as the transport serves it. Call `shutdown` to stop a node.
+    /// Dropping the last handle without `shutdown` stops the node like a crash: it stops
+    /// serving peers, leader-loss callbacks fire, the adapter's tasks end, and openraft's core
+    /// is shut down in the background (when a tokio runtime is still there to run it).
     fn drop(&mut self) {
+        let already_stopped = self.stopping.send_replace(true);
         for task in self
             .tasks
             .get_mut()
@@ -230,6 +232,17 @@ impl Drop for Inner {
             .drain(..)
         {
             task.abort();
+        }
+        if already_stopped {
+            return;
+        }
+        self.shared.tracker.lost(raftengine::LossCause::Shutdown);
+        self.transport.stop_serving();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let raft = self.raft.clone();
+            runtime.spawn(async move {
+                let _ = raft.shutdown().await;
+            });
         }
     }
 }
