@@ -207,25 +207,32 @@ impl LeaseStats {
 
     /// The counters accumulated since `earlier` (saturating).
     pub fn since(&self, earlier: &LeaseStats) -> LeaseStats {
-        let mut out = LeaseStats {
-            hits: self.hits.saturating_sub(earlier.hits),
-            slow_rounds: self.slow_rounds.saturating_sub(earlier.slow_rounds),
-            slow_round_errors: self
-                .slow_round_errors
-                .saturating_sub(earlier.slow_round_errors),
-            ack_renewals: self.ack_renewals.saturating_sub(earlier.ack_renewals),
-            round_renewals: self.round_renewals.saturating_sub(earlier.round_renewals),
-            ..LeaseStats::default()
-        };
-        for i in 0..out.misses_by_reason.len() {
-            out.misses_by_reason[i] =
-                self.misses_by_reason[i].saturating_sub(earlier.misses_by_reason[i]);
+        self.combine(earlier, u64::saturating_sub)
+    }
+
+    /// The counters of two leases added together (e.g. every node of a cluster).
+    pub fn plus(&self, other: &LeaseStats) -> LeaseStats {
+        self.combine(other, u64::saturating_add)
+    }
+
+    /// Applies `op` counter by counter, so every field is covered in one place.
+    fn combine(&self, other: &LeaseStats, op: fn(u64, u64) -> u64) -> LeaseStats {
+        LeaseStats {
+            hits: op(self.hits, other.hits),
+            misses_by_reason: std::array::from_fn(|i| {
+                op(self.misses_by_reason[i], other.misses_by_reason[i])
+            }),
+            invalidations_by_cause: std::array::from_fn(|i| {
+                op(
+                    self.invalidations_by_cause[i],
+                    other.invalidations_by_cause[i],
+                )
+            }),
+            slow_rounds: op(self.slow_rounds, other.slow_rounds),
+            slow_round_errors: op(self.slow_round_errors, other.slow_round_errors),
+            ack_renewals: op(self.ack_renewals, other.ack_renewals),
+            round_renewals: op(self.round_renewals, other.round_renewals),
         }
-        for i in 0..out.invalidations_by_cause.len() {
-            out.invalidations_by_cause[i] =
-                self.invalidations_by_cause[i].saturating_sub(earlier.invalidations_by_cause[i]);
-        }
-        out
     }
 }
 
@@ -332,5 +339,11 @@ mod tests {
         assert_eq!(delta.misses_for(MissReason::Expired), 0);
         assert_eq!(delta.invalidations_for(InvalidationCause::TermChanged), 1);
         assert_eq!((delta.slow_rounds, delta.slow_round_errors), (1, 1));
+        assert_eq!(
+            before.plus(&delta),
+            now,
+            "adding the difference back restores the total"
+        );
+        assert_eq!(delta.plus(&delta).misses_for(MissReason::NotLeader), 2);
     }
 }

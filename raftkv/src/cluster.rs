@@ -128,12 +128,7 @@ impl Cluster {
 
     /// The running node that believes it leads in the highest term, if any.
     pub fn leader(&self) -> Option<u64> {
-        self.nodes
-            .iter()
-            .map(|(id, node)| (*id, node.engine.status()))
-            .filter(|(_, status)| status.role == Role::Leader)
-            .max_by_key(|(_, status)| status.term)
-            .map(|(id, _)| id)
+        leader_among(&self.nodes)
     }
 
     /// Waits until some node leads and has applied an entry of its term.
@@ -153,8 +148,8 @@ impl Cluster {
     /// Stops node `id` abruptly (its store survives, its memory does not).
     pub async fn crash(&mut self, id: u64) {
         if let Some(node) = self.nodes.remove(&id) {
-            let stats = node.kv.lease().stats();
-            add_stats(&mut self.lease_stats_of_stopped, &stats);
+            self.lease_stats_of_stopped =
+                self.lease_stats_of_stopped.plus(&node.kv.lease().stats());
             node.kv.lease().shutdown().await;
             let _ = node.engine.shutdown().await;
         }
@@ -167,11 +162,11 @@ impl Cluster {
 
     /// Lease counters summed over every node, including stopped ones.
     pub fn lease_stats(&self) -> kv_lease::LeaseStats {
-        let mut total = self.lease_stats_of_stopped;
-        for node in self.nodes.values() {
-            add_stats(&mut total, &node.kv.lease().stats());
-        }
-        total
+        self.nodes
+            .values()
+            .fold(self.lease_stats_of_stopped, |total, node| {
+                total.plus(&node.kv.lease().stats())
+            })
     }
 
     /// Waits until every running node has applied the same index, then returns whether
@@ -213,22 +208,14 @@ impl Cluster {
     }
 }
 
-fn add_stats(total: &mut kv_lease::LeaseStats, more: &kv_lease::LeaseStats) {
-    total.hits += more.hits;
-    for (sum, add) in total.misses_by_reason.iter_mut().zip(more.misses_by_reason) {
-        *sum += add;
-    }
-    for (sum, add) in total
-        .invalidations_by_cause
-        .iter_mut()
-        .zip(more.invalidations_by_cause)
-    {
-        *sum += add;
-    }
-    total.slow_rounds += more.slow_rounds;
-    total.slow_round_errors += more.slow_round_errors;
-    total.ack_renewals += more.ack_renewals;
-    total.round_renewals += more.round_renewals;
+/// The node, among `nodes`, that believes it leads in the highest term.
+pub fn leader_among<'a>(nodes: impl IntoIterator<Item = (&'a u64, &'a Node)>) -> Option<u64> {
+    nodes
+        .into_iter()
+        .map(|(id, node)| (*id, node.engine.status()))
+        .filter(|(_, status)| status.role == Role::Leader)
+        .max_by_key(|(_, status)| status.term)
+        .map(|(id, _)| id)
 }
 
 /// An order-independent fingerprint of the KV contents (FNV-1a over sorted pairs).

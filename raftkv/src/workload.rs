@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kv_lease::ReadPath;
 use kv_lease::kv::{KvCommand, KvResponse};
-use raftengine::{Engine, ErrorKind, Role};
+use raftengine::{Engine, ErrorKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::baseline::WriteTarget;
-use crate::cluster::Node;
+use crate::cluster::{Node, leader_among};
 use crate::stats::{ErrorCounts, Latencies, kind_name};
 
 /// The nodes clients may talk to, refreshed by whoever crashes and restarts them.
@@ -34,12 +34,7 @@ impl Router {
     /// Re-reads which node leads.
     pub fn refresh(&self) {
         let nodes = self.nodes.read().unwrap_or_else(|p| p.into_inner());
-        let leader = nodes
-            .iter()
-            .map(|(id, node)| (*id, node.engine.status()))
-            .filter(|(_, status)| status.role == Role::Leader)
-            .max_by_key(|(_, status)| status.term)
-            .map_or(0, |(id, _)| id);
+        let leader = leader_among(nodes.iter()).unwrap_or(0);
         self.leader.store(leader, Ordering::Relaxed);
     }
 
