@@ -1487,7 +1487,7 @@ const EXCESS_DRIFT_SEED_STRIDE: u64 = 1_000;
 ///
 /// Whether one schedule opens the stale window also depends on the engine's own election
 /// timing, which a backend may draw from an unseeded generator (openraft does). So each seed
-/// tries up to [`EXCESS_DRIFT_ATTEMPTS`] derived schedules and the case fails only if none of
+/// tries up to four derived schedules and the case fails only if none of
 /// them yields a caught stale read: the claim under test is that the suite *can* see a broken
 /// lease, and a backend whose timing never opens the window still fails it.
 pub async fn checker_catches_lease_with_excess_drift<B: Backend>(
