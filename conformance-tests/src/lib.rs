@@ -1,31 +1,38 @@
-//! One conformance suite for every raftengine backend.
-//!
-//! A backend crate adds this crate as a dev-dependency, implements [`Backend`] (a factory that
-//! starts one engine from a `Config`, a [`TestSm`], a log store, a transport and a clock) and
-//! stamps the suite once:
+//! The conformance suites of the raftengine family: one per contract (engine, log store,
+//! transport), each stamped per implementation by one macro. Add this crate as a
+//! dev-dependency of your engine, store or transport crate and stamp the suite in a test file;
+//! every case becomes its own `#[test]`, and cases your implementation cannot run are listed
+//! as ignored with a reason, never passed silently.
 //!
 //! ```ignore
-//! // tests/mybackend.rs: a backend following the family's `start_with_clock` convention
+//! // tests/conformance.rs of an engine that follows the family's `start_with_clock` shape:
 //! conformance_tests::engine_backend!(Mine, "mine", my_backend::MyEngine);
-//! // (or implement `Backend` by hand for any other constructor)
-//! conformance_tests::conformance_suite!(mine, Mine, ignore {
-//!     snapshot_catch_up: "snapshots are not implemented yet",
-//! });
+//! conformance_tests::conformance_suite!(mine, Mine);
 //! ```
 //!
-//! Every case becomes its own test (`mine::transfer_to_dead_target`), runs on a current-thread
-//! runtime with tokio's clock paused (elections and deadlines cost no wall time), and builds a
-//! fresh cluster over `MemNetwork`. Randomized cases take `SEED=<n>` to replay one seed and
-//! `CONFORMANCE_SEEDS=<n>` to run more; a failure prints its seed and fault log. Replay repeats
-//! the fault schedule and the workload's choices exactly; the interleaving inside the engines
-//! is only as deterministic as the backend (election jitter from an unseeded RNG differs).
+//! A backend that lacks a capability declares it (`engine_backend!(.., capabilities = ..)`) and
+//! lists the cases it cannot run: `conformance_suite!(mine, Mine, ignore { case: "reason" })`.
+//! The harness checks that the engine reports the capabilities the backend declared. A log
+//! store is stamped with [`log_store_suite!`] and a transport with [`transport_suite!`] (see
+//! [`storage`] and [`transport`]).
+//!
+//! Every engine case runs on a current-thread runtime with tokio's clock paused (elections and
+//! deadlines cost no wall time) and builds a fresh cluster over `MemNetwork`; transfer and
+//! lease cases run a second time on two threads and the real clock. Randomized cases take
+//! `SEED=<n>` to replay one seed and `CONFORMANCE_SEEDS=<n>` to run more; a failure prints its
+//! seed and fault log. Replay repeats the fault schedule and the workload's choices exactly,
+//! and the engines' own randomness too when the backend draws it from `Config::seed` (both
+//! in-tree backends do; the case `a_seed_replays_the_same_schedule` checks it).
 //!
 //! - [`checker`]: history recording, cheap oracles and a linearizability checker.
 //! - [`sm`]: [`TestSm`], the key-value state machine every case replicates.
 //! - [`harness`]: the [`Backend`] factory trait a backend implements, and the [`Harness`] /
 //!   [`Cluster`] the cases drive.
-//! - [`cases`]: the cases, plain `async fn`s generic over the backend.
-//! - [`conformance_suite!`]: stamps every case as its own `#[test]`.
+//! - [`cases`]: the engine cases, plain `async fn`s generic over the backend.
+//! - [`conformance_suite!`]: stamps every engine case as its own `#[test]`.
+//!
+//! The design behind the cases (error model, lease rules, fault table) is in the repository's
+//! `docs/` folder.
 #![deny(missing_docs)]
 
 pub mod cases;
@@ -33,16 +40,19 @@ pub mod checker;
 pub mod harness;
 mod macros;
 pub mod sm;
+pub mod storage;
+pub mod transport;
 
 pub use harness::{Backend, BoxFuture, Cluster, ClusterSpec, Failure, Harness};
 pub use sm::TestSm;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::harness::run_case;
+    pub use crate::harness::{CaseRuntime, run_case, run_case_on};
+    pub use raftengine::Capabilities;
 
     /// The needs of a stamped case (the macro only stamps cases of [`crate::cases::ALL`]).
-    pub fn needs(case: &str) -> crate::harness::Needs {
+    pub fn needs(case: &str) -> Capabilities {
         crate::cases::needs(case)
             .unwrap_or_else(|| panic!("{case} is stamped but not listed in cases::ALL"))
     }

@@ -4,7 +4,7 @@
 //! were ever applied (so "not applied" can be checked after the fact).
 //!
 //! The byte encoding is hand-written and total: any input decodes to a command or to
-//! [`Response::Malformed`]; apply never panics.
+//! [`Response::Malformed`]; apply panics only on [`POISON`], which the suite sends on purpose.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -256,6 +256,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A command [`TestSm`] panics on, on purpose: the suite checks that a panic in the user's
+/// state machine makes the engine fail with `Fatal` instead of hanging or carrying on.
+pub const POISON: &[u8] = b"conformance-tests: panic in apply, on purpose";
+
 /// The suite's state machine. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestSm {
@@ -381,6 +385,9 @@ pub struct Fingerprint {
 
 impl StateMachine for TestSm {
     fn apply(&mut self, index: u64, _term: u64, command: &[u8]) -> Bytes {
+        if command == POISON {
+            panic!("TestSm was asked to panic (the POISON command)");
+        }
         self.mix(index, command);
         self.applied_count += 1;
         self.last_applied = self.last_applied.max(index);

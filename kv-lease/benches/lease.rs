@@ -1,6 +1,6 @@
 //! The lease fast path against a linearizable read with a simulated 1 ms round trip.
 //!
-//! `cargo bench -p kv-lease --bench lease`. Targets (DESIGN "Performance targets"): the fast
+//! `cargo bench -p kv-lease --bench lease`. Targets: the fast
 //! path under 1 µs, and at least 100× faster than the 1 ms-RTT linearizable read.
 
 use std::collections::BTreeMap;
@@ -12,10 +12,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kv_lease::{Lease, LeaseConfig};
+use raftengine::adapter::LeadershipTracker;
 use raftengine::{
-    Applied, Capabilities, Clock, Engine, Error, ErrorKind, LeaderLossCallback, LeadershipTracker,
-    Membership, NodeId, QuorumAck, ReadIndex, Result, Role, SnapshotInfo, Status, Subscription,
-    Timing, TokioClock,
+    Applied, Capabilities, Clock, Engine, Error, ErrorKind, LeaderLossCallback, Membership, NodeId,
+    QuorumAck, ReadIndex, Result, Role, SnapshotInfo, Status, Subscription, Timing, TokioClock,
 };
 use tokio::sync::watch;
 
@@ -39,10 +39,11 @@ impl BenchEngine {
             last_log_index: 1,
             transferring_to: None,
             transfers_started: 0,
-            membership: Membership {
+            transfer_term: None,
+            membership: std::sync::Arc::new(Membership {
                 voters: [1, 2, 3].into_iter().collect(),
                 ..Membership::default()
-            },
+            }),
         };
         Arc::new(Self {
             status: watch::Sender::new(status),
@@ -114,12 +115,7 @@ impl Engine for BenchEngine {
         Ok(())
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            leadership_transfer: false,
-            membership_change: false,
-            snapshots: false,
-            quorum_ack: true,
-        }
+        Capabilities::QUORUM_ACK
     }
 }
 

@@ -2,7 +2,7 @@
 //! through the lease so it is extended by what proves leadership and invalidated only by what
 //! disproves it.
 //!
-//! The rules, from the DESIGN's "Lease reads":
+//! The rules (`docs/leases.md`):
 //! * sample the clock and the generation **before** the quorum operation;
 //! * on success in the term sampled before, extend to `t0 + duration` (forward only, and only if
 //!   the generation is unchanged);
@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use raftengine::{Applied, NodeId, ReadIndex, Result};
+use raftengine::{Applied, NodeId, ReadIndex, Result, Role};
 
 use crate::metrics::InvalidationCause;
 use crate::reader::Lease;
@@ -55,9 +55,23 @@ impl Lease {
     /// bypasses followers' vote refusal, so no local read may rely on the lease from now on.
     /// If the transfer fails (aborted), the suspicion ends at that instant and only an
     /// acknowledgement sent, or a round started, after it grants a lease again.
+    ///
+    /// A request the engine must refuse before starting anything (this node does not lead, the
+    /// target is this node or not a voter) leaves the lease alone. Should the engine start a
+    /// transfer anyway, its status shows the transfer's term and the fast path refuses.
     pub async fn transfer_leadership(&self, target: Option<NodeId>) -> Result<NodeId> {
         let inner = &self.inner;
         inner.ensure_open()?;
+        let status = inner.engine.status();
+        let refused = status.role != Role::Leader
+            || target.is_some_and(|t| t == status.id || !status.membership.voters.contains(&t));
+        if refused {
+            let result = inner.engine.transfer_leadership(target).await;
+            if let Err(err) = &result {
+                inner.on_error(err);
+            }
+            return result;
+        }
         let in_flight = InFlight::enter(&inner.transfers_in_flight);
         inner.state.suspect();
         inner

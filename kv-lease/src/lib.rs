@@ -52,4 +52,4 @@ pub use duration::{LeaseConfig, lease_duration};
 pub use lease_state::{Anchor, LeaseCheck, LeaseState, Refusal};
 pub use metrics::{InvalidationCause, LeaseStats, MissReason, ReadPath};
 pub use reader::{Lease, ReadOutcome};
-pub use shards::{MultiReadOutcome, ShardedLeases};
+pub use shards::{MULTI_READ_ATTEMPTS, MultiReadOutcome, ShardedLeases};

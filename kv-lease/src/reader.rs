@@ -120,7 +120,7 @@ impl Lease {
                 closed: AtomicBool::new(false),
                 transfers_in_flight: AtomicUsize::new(0),
                 transfers_seen: AtomicU64::new(engine.status().transfers_started),
-                voters: Mutex::new(Some(engine.status().membership.voters)),
+                voters: Mutex::new(Some(engine.status().membership.voters.clone())),
                 subscription: Mutex::new(Some(subscription)),
                 task: Mutex::new(None),
                 stop,
@@ -258,13 +258,14 @@ impl Inner {
         }
     }
 
-    /// The four DESIGN conditions against one clock sample `now`.
+    /// The fast-path conditions of `docs/leases.md` against one clock sample `now`.
     #[inline]
     pub(crate) fn fast_check(&self, now: Instant, status: &Status) -> Result<(), MissReason> {
         if status.role != Role::Leader {
             return Err(MissReason::NotLeader);
         }
         if status.transferring_to.is_some()
+            || status.transfer_started_this_term()
             || status.transfers_started != self.transfers_seen.load(Ordering::Acquire)
         {
             return Err(MissReason::Transferring);
@@ -341,7 +342,11 @@ impl Inner {
     /// runs.
     pub(crate) fn extend_after_round(&self, started: Instant, term: u64, generation: u64) {
         let status = self.engine.status();
-        if status.role != Role::Leader || status.term != term || status.transferring_to.is_some() {
+        if status.role != Role::Leader
+            || status.term != term
+            || status.transferring_to.is_some()
+            || status.transfer_started_this_term()
+        {
             self.observe(&status, self.clock.now());
             return;
         }
@@ -357,14 +362,20 @@ impl Inner {
 
     /// Grants or extends the lease from the engine's newest quorum acknowledgement.
     pub(crate) fn renew_from_ack(&self, status: &Status, now: Instant) -> bool {
-        if status.role != Role::Leader || status.transferring_to.is_some() {
+        if status.role != Role::Leader
+            || status.transferring_to.is_some()
+            || status.transfer_started_this_term()
+        {
             return false;
         }
         let generation = self.state.generation();
         let Some(ack) = self.engine.quorum_ack() else {
             return false;
         };
-        if ack.term != status.term || ack.sent_at > now {
+        // An anchor must not lie in the future. Compared with a sample taken after the call
+        // (not `now`, taken before it): a single voter proves its leadership at the instant it
+        // is asked, which is later than `now` but never later than this sample.
+        if ack.term != status.term || ack.sent_at > now.max(self.clock.now()) {
             return false;
         }
         match self.state.extend(
@@ -485,7 +496,10 @@ impl Inner {
         if self.renew_from_ack(&status, now) || !self.config.proactive_renewal {
             return;
         }
-        if status.role != Role::Leader || status.transferring_to.is_some() {
+        if status.role != Role::Leader
+            || status.transferring_to.is_some()
+            || status.transfer_started_this_term()
+        {
             return;
         }
         let ends_soon = match self.state.expires_at() {

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use raftengine::{Applied, Engine, Error, RejectReason, Result};
+use raftengine::{Applied, Engine, Error, ErrorKind, RejectReason, Result};
 
 use crate::duration::LeaseConfig;
 use crate::metrics::ReadPath;
 use crate::reader::{Lease, ReadOutcome};
+
+/// How many fence-and-recheck passes a multi-group read makes before it gives up.
+pub const MULTI_READ_ATTEMPTS: usize = 3;
 
 /// A read that spanned several groups: the value and the path each group was fenced by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,13 @@ impl<G: Ord + Clone + fmt::Debug> ShardedLeases<G> {
     /// their rounds concurrently — and only then does `read` run. Fails closed: if any group
     /// fails, the read does not run and the first failing group's error (in group order) is
     /// returned.
+    ///
+    /// A group fenced on its fast path early may see its lease run out while a slower group
+    /// finishes its round, and then another leader could commit in it before the read. So right
+    /// before `read` runs, every fast-fenced group is checked again (all in one synchronous
+    /// pass, with no await between the checks and the read); a group whose lease no longer
+    /// holds is fenced again, by a round if need be. After [`MULTI_READ_ATTEMPTS`] passes
+    /// without every fast group still valid, the read fails with `Timeout` and does not run.
     pub async fn read_groups<R>(
         &self,
         groups: &[G],
@@ -121,22 +131,45 @@ impl<G: Ord + Clone + fmt::Debug> ShardedLeases<G> {
         for group in touched {
             leases.push((group.clone(), self.get(group)?.clone()));
         }
-        let fences: Vec<Pin<Box<dyn Future<Output = Result<ReadPath>> + Send>>> = leases
-            .iter()
-            .map(|(_, lease)| {
-                let lease = lease.clone();
-                Box::pin(async move { lease.fence().await }) as Pin<Box<_>>
-            })
-            .collect();
-        let results = join_all(fences).await;
-        let mut paths = Vec::with_capacity(results.len());
-        for ((group, _), result) in leases.into_iter().zip(results) {
-            paths.push((group, result?));
+        let mut paths: Vec<Option<ReadPath>> = vec![None; leases.len()];
+        for _ in 0..MULTI_READ_ATTEMPTS {
+            let fences: Vec<Pin<Box<dyn Future<Output = Result<ReadPath>> + Send>>> = leases
+                .iter()
+                .zip(&paths)
+                .filter(|(_, path)| path.is_none())
+                .map(|((_, lease), _)| {
+                    let lease = lease.clone();
+                    Box::pin(async move { lease.fence().await }) as Pin<Box<_>>
+                })
+                .collect();
+            let mut results = join_all(fences).await.into_iter();
+            for path in paths.iter_mut().filter(|path| path.is_none()) {
+                *path = Some(results.next().expect("one result per fence")?);
+            }
+            // The re-check: synchronous from here to `read`.
+            let mut all_valid = true;
+            for ((_, lease), path) in leases.iter().zip(paths.iter_mut()) {
+                if *path == Some(ReadPath::Fast) && lease.check().is_err() {
+                    *path = None;
+                    all_valid = false;
+                }
+            }
+            if all_valid {
+                let paths = leases
+                    .into_iter()
+                    .zip(paths)
+                    .map(|((group, _), path)| (group, path.expect("every group fenced")))
+                    .collect();
+                return Ok(MultiReadOutcome {
+                    value: read(),
+                    paths,
+                });
+            }
         }
-        Ok(MultiReadOutcome {
-            value: read(),
-            paths,
-        })
+        Err(Error::new(ErrorKind::Timeout).with_context(format!(
+            "a multi-group read could not find every group's lease valid at once in \
+             {MULTI_READ_ATTEMPTS} attempts"
+        )))
     }
 
     /// A read spanning every group.

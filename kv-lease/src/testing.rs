@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use raftengine::adapter::LeadershipTracker;
 use raftengine::{
-    Applied, Capabilities, Clock, Engine, Error, ErrorKind, LeaderLossCallback, LeadershipTracker,
-    LossCause, Membership, NodeId, QuorumAck, ReadIndex, Result, Role, SharedStateMachine,
+    Applied, Capabilities, Clock, Engine, Error, ErrorKind, LeaderLossCallback, LossCause,
+    Membership, NodeId, QuorumAck, ReadIndex, RejectReason, Result, Role, SharedStateMachine,
     SnapshotInfo, StateMachine, Status, Subscription, Timing, TokioClock,
 };
 use tokio::sync::watch;
@@ -109,10 +110,10 @@ impl MockEngine {
     ) -> Arc<Self> {
         let status = Status {
             id,
-            membership: Membership {
-                voters: [id].into_iter().collect(),
+            membership: std::sync::Arc::new(Membership {
+                voters: [id, id + 1, id + 2].into_iter().collect(),
                 ..Membership::default()
-            },
+            }),
             ..Status::default()
         };
         Arc::new(Self {
@@ -204,11 +205,13 @@ impl MockEngine {
         self.status.receiver_count()
     }
 
-    /// Sets or clears `transferring_to`; setting a target counts a started transfer.
+    /// Sets or clears `transferring_to`; setting a target counts a started transfer in the
+    /// current term.
     pub fn set_transferring(&self, target: Option<NodeId>) {
         self.update(|s| {
             if target.is_some() {
                 s.transfers_started += 1;
+                s.transfer_term = Some(s.term);
             }
             s.transferring_to = target;
         });
@@ -372,6 +375,12 @@ impl Engine for MockEngine {
         self.transfers.fetch_add(1, Ordering::SeqCst);
         let status = self.leader_check()?;
         let target = target.unwrap_or(self.id + 1);
+        if target == self.id {
+            return Err(Error::rejected(RejectReason::TargetIsSelf(target)));
+        }
+        if status.membership.learners.contains(&target) {
+            return Err(Error::rejected(RejectReason::NotAVoter(target)));
+        }
         let plan = lock(&self.script).transfer;
         self.set_transferring(Some(target));
         match plan {
@@ -418,11 +427,6 @@ impl Engine for MockEngine {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            leadership_transfer: true,
-            membership_change: false,
-            snapshots: false,
-            quorum_ack: true,
-        }
+        Capabilities::LEADERSHIP_TRANSFER.and(Capabilities::QUORUM_ACK)
     }
 }

@@ -105,7 +105,10 @@ mod tests {
         let membership = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], [4]);
         let entries = [
             Entry::new(log_id(1, 0), EntryPayload::Blank),
-            Entry::new(log_id(1, 1), EntryPayload::Normal(Command(vec![1, 2, 3]))),
+            Entry::new(
+                log_id(1, 1),
+                EntryPayload::Normal(Command(bytes::Bytes::from_static(&[1, 2, 3]))),
+            ),
             Entry::new(log_id(2, 2), EntryPayload::Membership(membership)),
         ];
         for entry in entries {

@@ -31,17 +31,25 @@
 //!   timeout later);
 //! - vote refusal for one lease after a restart: openraft restores a node with a zero lease,
 //!   so without this a restarted follower could elect a new leader inside a live lease;
-//! - no `quorum_ack` while a transfer runs, nor from before a transfer in the same term (the
-//!   transfer disabled the followers' vote refusal).
+//! - no `quorum_ack` while a transfer runs, nor for the rest of a term in which this node
+//!   started one (every voter that received `TransferLeader` keeps its vote refusal off for the
+//!   term); the transfer is published in the status before it is triggered, and a caller that
+//!   abandons the transfer future does not leave the node transferring;
+//! - an uncommitted-size budget openraft lacks (`Busy`), held until openraft answers each entry;
+//! - a membership change interrupted after its joint step is finished by the next change;
+//! - `shutdown` bounded by a grace period even when the store or the state machine is stuck;
+//! - a panic of the user's state machine reported as `Fatal` (openraft reports a storage error).
+//!
+//! Elections replay exactly: openraft draws its election timeouts from a generator seeded by
+//! `Config::seed` (openraft's `DeterministicRng` over tokio).
 //!
 //! # Limits
 //!
-//! - `Config::seed` is not used: openraft draws election timeouts from its own RNG, so
-//!   elections are not replayable bit for bit (message faults of `MemNetwork` still are).
 //! - The state machine handed to `start` must be empty: the stored snapshot is restored into
 //!   it and openraft re-applies the committed log after it.
-//! - Dropping an engine without [`raftengine::Engine::shutdown`] leaves openraft's core
-//!   running while the transport serves it.
+//! - Dropping the last engine handle without [`raftengine::Engine::shutdown`] stops the node
+//!   like a crash (it stops serving, leader loss fires, openraft's core shuts down in the
+//!   background).
 #![deny(missing_docs)]
 
 mod budget;

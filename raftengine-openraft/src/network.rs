@@ -100,6 +100,8 @@ impl PeerClient {
             .map_err(|e| match e {
                 TransportError::Timeout(_) => CallError::Timeout(timeout),
                 TransportError::Unreachable(_) => CallError::Unreachable(e.to_string()),
+                // Overloaded and any later reason: nothing usable came back; openraft retries.
+                _ => CallError::Network(e.to_string()),
             })?;
         match decode::<RpcReply>(&reply) {
             Ok(RpcReply::Failed(RemoteFailure::Stopped)) => Err(CallError::Unreachable(format!(
@@ -349,8 +351,9 @@ impl Inbound for InboundHandler {
 mod tests {
     use std::time::Duration;
 
+    use raftengine::sim::MemNetwork;
     use raftengine::{
-        Config, Engine, LogStore, MemLogStore, MemNetwork, Role, SharedStateMachine, StateMachine,
+        Config, Engine, LogStore, MemLogStore, Role, SharedStateMachine, StateMachine,
     };
 
     use super::*;

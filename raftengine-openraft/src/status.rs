@@ -3,14 +3,14 @@
 //! isolated leader that openraft itself keeps in the Leader state.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::type_config::alias::WatchReceiverOf;
-use raftengine::{LeadershipTracker, LossCause, Membership, NodeId, Role, Status};
+use raftengine::adapter::LeadershipTracker;
+use raftengine::{LossCause, Membership, NodeId, Role, Status};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -45,11 +45,8 @@ pub(crate) fn role_of(state: ServerState) -> Role {
 
 /// The status a metrics snapshot describes. A node whose core failed fatally reports
 /// [`Role::Shutdown`]: it serves nothing until restarted.
-pub(crate) fn status_of(
-    metrics: &Metrics,
-    transferring_to: Option<NodeId>,
-    transfers_started: u64,
-) -> Status {
+/// The transfer fields are left empty: [`StatusShared`] fills them in when it publishes.
+pub(crate) fn status_of(metrics: &Metrics) -> Status {
     let role = if metrics.running_state.is_err() {
         Role::Shutdown
     } else {
@@ -64,13 +61,10 @@ pub(crate) fn status_of(
         applied_index: engine_index_of(metrics.last_applied.as_ref()),
         applied_term: metrics.last_applied.as_ref().map_or(0, term_of),
         last_log_index: metrics.last_log_index.map_or(0, engine_index),
-        transferring_to: if role == Role::Leader {
-            transferring_to
-        } else {
-            None
-        },
-        transfers_started,
-        membership: membership_of(&metrics.membership_config),
+        transferring_to: None,
+        transfers_started: 0,
+        transfer_term: None,
+        membership: Arc::new(membership_of(&metrics.membership_config)),
     }
 }
 
@@ -97,19 +91,29 @@ struct Observed {
     ack_age: Option<Duration>,
 }
 
+/// The leadership transfers this node started, as one value so a reader never sees half of
+/// an update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TransferState {
+    /// The running transfer's target.
+    pub(crate) target: Option<NodeId>,
+    /// Transfers started so far (published as `Status::transfers_started`).
+    pub(crate) started: u64,
+    /// openraft's term when the latest transfer started (published as
+    /// `Status::transfer_term`). Every voter that receives openraft's `TransferLeader` turns its
+    /// vote refusal off until its vote changes, so no acknowledgement of that term proves a
+    /// lease; see `OpenraftEngine::quorum_ack`.
+    pub(crate) term: Option<u64>,
+}
+
 /// Shared state the engine and the follower task both touch.
 #[derive(Debug)]
 pub(crate) struct StatusShared {
     /// Publishes the latest status.
     pub(crate) status: watch::Sender<Status>,
-    /// The transfer this node runs as leader, if any.
-    pub(crate) transferring_to: Mutex<Option<NodeId>>,
-    /// Transfers started so far (published as `Status::transfers_started`).
-    pub(crate) transfers_started: AtomicU64,
-    /// The term and time (engine clock) of the latest transfer this node started as leader.
-    /// openraft stops heartbeats and followers drop their vote refusal once a transfer starts,
-    /// so quorum acks from before it prove nothing; see `OpenraftEngine::quorum_ack`.
-    pub(crate) transfer_started: Mutex<Option<(u64, Instant)>>,
+    /// Transfers this node started. Read inside every status publication, so a publication
+    /// built from older metrics cannot undo a transfer that started meanwhile.
+    transfer: Mutex<TransferState>,
     /// Leader-loss callbacks.
     pub(crate) tracker: LeadershipTracker,
     /// openraft's leader lease (`election_timeout_max`): the quorum-ack age past which this
@@ -118,38 +122,100 @@ pub(crate) struct StatusShared {
 }
 
 impl StatusShared {
+    /// Shared state publishing `initial`.
+    pub(crate) fn new(initial: Status, tracker: LeadershipTracker, lease: Duration) -> Self {
+        Self {
+            status: watch::Sender::new(initial),
+            transfer: Mutex::new(TransferState::default()),
+            tracker,
+            lease,
+        }
+    }
+
+    /// The transfers this node started.
+    pub(crate) fn transfer(&self) -> TransferState {
+        *self.transfer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The current transfer target.
     pub(crate) fn transferring_to(&self) -> Option<NodeId> {
-        *self
-            .transferring_to
+        self.transfer().target
+    }
+
+    /// Starts a transfer to `target` in openraft's `term`, unless one runs (then its target is
+    /// the error). The status shows the transfer before this returns; dropping the guard ends
+    /// it, so a caller that abandons the transfer future cannot leave it set.
+    pub(crate) fn begin_transfer(
+        self: &Arc<Self>,
+        target: NodeId,
+        term: u64,
+    ) -> Result<TransferGuard, NodeId> {
+        {
+            let mut transfer = self.transfer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(running) = transfer.target {
+                return Err(running);
+            }
+            transfer.target = Some(target);
+            transfer.started += 1;
+            transfer.term = Some(term);
+        }
+        self.publish_transfer();
+        Ok(TransferGuard {
+            shared: Arc::clone(self),
+        })
+    }
+
+    /// Replaces the published status with `status`, with the transfer fields read under the
+    /// channel's lock.
+    fn publish(&self, mut status: Status) {
+        self.status.send_if_modified(|current| {
+            apply_transfer(&mut status, self.transfer());
+            if status.membership == current.membership {
+                // Keep the shared copy readers already hold.
+                status.membership = Arc::clone(&current.membership);
+            }
+            if *current == status {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
+    }
+
+    fn publish_transfer(&self) {
+        self.status.send_if_modified(|current| {
+            let before = current.clone();
+            apply_transfer(current, self.transfer());
+            *current != before
+        });
+    }
+}
+
+fn apply_transfer(status: &mut Status, transfer: TransferState) {
+    status.transferring_to = if status.role == Role::Leader {
+        transfer.target
+    } else {
+        None
+    };
+    status.transfers_started = transfer.started;
+    status.transfer_term = transfer.term;
+}
+
+/// A running transfer; dropping it ends the transfer and republishes the status.
+#[derive(Debug)]
+pub(crate) struct TransferGuard {
+    shared: Arc<StatusShared>,
+}
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.shared
+            .transfer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Transfers started so far.
-    pub(crate) fn transfers_started(&self) -> u64 {
-        self.transfers_started.load(Ordering::Acquire)
-    }
-
-    /// Sets or clears the transfer target and republishes the status. Setting a target counts
-    /// a started transfer.
-    pub(crate) fn set_transferring_to(&self, target: Option<NodeId>) {
-        *self
-            .transferring_to
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = target;
-        if target.is_some() {
-            self.transfers_started.fetch_add(1, Ordering::AcqRel);
-        }
-        let transfers_started = self.transfers_started();
-        self.status.send_modify(|status| {
-            status.transfers_started = transfers_started;
-            status.transferring_to = if status.role == Role::Leader {
-                target
-            } else {
-                None
-            };
-        });
+            .target = None;
+        self.shared.publish_transfer();
     }
 }
 
@@ -166,12 +232,10 @@ pub(crate) async fn follow_metrics(
         if *stop.borrow() {
             return;
         }
-        // Read before publishing: a transfer call clears it once it sees the new status.
         let transferring_to = shared.transferring_to();
-        let transfers_started = shared.transfers_started();
         let observed = {
             let m = metrics.borrow_watched();
-            let status = status_of(&m, transferring_to, transfers_started);
+            let status = status_of(&m);
             Observed {
                 leading: status.role == Role::Leader && status.leader == Some(m.id),
                 fatal: m.running_state.is_err(),
@@ -217,7 +281,7 @@ pub(crate) async fn follow_metrics(
         }
         // Published after the leadership edge, so a subscriber that sees this node no longer
         // leading also finds its leader-loss callbacks already run.
-        shared.status.send_replace(observed.status);
+        shared.publish(observed.status);
 
         tokio::select! {
             changed = metrics.changed() => {

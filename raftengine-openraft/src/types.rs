@@ -9,9 +9,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A command as openraft carries it: the user's opaque bytes.
+/// A command as openraft carries it: the user's opaque bytes, shared (cloning it, as openraft
+/// does when it builds entries, copies nothing). Serialized as a byte string, as a `Vec<u8>`
+/// would be.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Command(pub(crate) Vec<u8>);
+pub(crate) struct Command(pub(crate) bytes::Bytes);
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -25,9 +27,9 @@ impl fmt::Display for Command {
     }
 }
 
-/// The state machine's response to one command.
+/// The state machine's response to one command, handed back to the caller without a copy.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub(crate) struct Response(pub(crate) Vec<u8>);
+pub(crate) struct Response(pub(crate) bytes::Bytes);
 
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -46,7 +48,23 @@ openraft::declare_raft_types!(
         Node = openraft::EmptyNode,
         Term = u64,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
+        AsyncRuntime = SeededRuntime,
 );
+
+/// tokio, with openraft's random draws (election timeouts, first tick waits) taken from a
+/// generator seeded by `Config::seed`: a node's schedule replays exactly for the same seed,
+/// and nodes with different seeds still draw different timeouts. Seeds pass from task to
+/// spawned task, so every task openraft starts inside [`seeded`] draws deterministically.
+pub(crate) type SeededRuntime =
+    openraft_rt::deterministic_rng::DeterministicRng<openraft_rt_tokio::TokioRuntime>;
+
+/// Runs `future` (which starts openraft's tasks) with `seed` as the root of their generators.
+pub(crate) fn seeded<F: std::future::Future>(
+    seed: u64,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    SeededRuntime::scope(seed, future)
+}
 
 /// The Raft handle type this adapter runs.
 pub(crate) type Raft = openraft::Raft<TypeConfig, crate::storage::StateMachineStore>;

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Cluster, Recorder, base_config, cmd};
-use raftengine::{
-    DriftClock, Engine, LinkFaults, LogStore, MemLogStore, MemNetwork, Role, SharedStateMachine,
-};
+use raftengine::sim::{DriftClock, LinkFaults, MemNetwork};
+use raftengine::{Engine, LogStore, MemLogStore, Role, SharedStateMachine};
 use raftengine_openraft::OpenraftEngine;
 use tokio::time::Instant;
 

@@ -69,6 +69,11 @@ pub(crate) struct Driver {
     applied_term: u64,
     /// Transfers started by this node (published as `Status::transfers_started`).
     transfers_started: u64,
+    /// The term of the latest transfer this node started (published as
+    /// `Status::transfer_term`). raft-rs re-sends `MsgTimeoutNow` while the transfer runs and
+    /// cannot recall one in flight after an abort, so no acknowledgement of that term is
+    /// published afterwards.
+    transfer_term: Option<u64>,
     last_snapshot_index: u64,
     /// Vote requests are dropped until this instant (restart only).
     vote_drop_until: Option<Instant>,
@@ -134,6 +139,7 @@ impl Driver {
             applied: init.applied,
             applied_term: init.applied_term,
             transfers_started: 0,
+            transfer_term: None,
             last_snapshot_index,
             vote_drop_until,
             led: None,
@@ -151,9 +157,11 @@ impl Driver {
     }
 
     /// Runs until shutdown or a fatal failure.
-    pub(crate) async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+    pub(crate) async fn run(mut self, mut events: mpsc::Receiver<Event>) {
         let tick = self.shared.ticks.tick;
         let clock = Arc::clone(&self.shared.clock);
+        let shared = Arc::clone(&self.shared);
+        let stop = &shared.stop;
         let mut next_tick = clock.now() + tick;
         loop {
             let wait = next_tick.saturating_duration_since(clock.now());
@@ -175,6 +183,7 @@ impl Driver {
                     }
                     None => batch.push(Event::Shutdown),
                 },
+                _ = stop.notified() => batch.push(Event::Shutdown),
                 _ = tokio::time::sleep(wait) => {}
             }
             let now = clock.now();
@@ -463,8 +472,12 @@ impl Driver {
             let _ = reply.send(Err(Error::transfer_in_progress(Some(other))));
             return;
         }
-        // Counted before raft-rs may send MsgTimeoutNow, so no forced election can precede it.
+        // Published, and the acknowledgement withdrawn, before raft-rs can queue MsgTimeoutNow:
+        // a reader on another thread must see the transfer before any forced election can start.
         self.transfers_started += 1;
+        self.transfer_term = Some(self.node.raft.term);
+        *self.shared.ack.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.publish();
         self.node.transfer_leader(target);
         if self.node.raft.lead_transferee != Some(target) {
             let _ = reply.send(Err(Error::new(ErrorKind::Unavailable)
@@ -766,13 +779,9 @@ impl Driver {
             };
             self.shared.tracker.lost(cause);
             let raft_log = &self.node.raft.raft_log;
-            let last_index = raft_log.last_index();
             let committed = raft_log.committed;
-            self.proposals.on_leadership_end(
-                |i| raft_log.term(i).ok().filter(|t| *t != 0),
-                last_index,
-                committed,
-            );
+            self.proposals
+                .on_leadership_end(|i| raft_log.term(i).ok().filter(|t| *t != 0), committed);
             self.led = None;
         }
         if (role, term) != self.last_role_term {
@@ -799,10 +808,15 @@ impl Driver {
         let published = if leading {
             let conf = self.node.raft.prs().conf().to_conf_state();
             let time = self.acks.quorum_time(&conf, self.shared.id);
+            // A single voter proves its own leadership; anchoring it at this iteration (not at
+            // the reader's call) keeps the anchor at or before any later clock sample.
+            let time = match time {
+                QuorumTime::SelfOnly => QuorumTime::At(now),
+                other => other,
+            };
             let newest = match time {
-                QuorumTime::SelfOnly => Some(now),
                 QuorumTime::At(t) => Some(t),
-                QuorumTime::None => None,
+                QuorumTime::SelfOnly | QuorumTime::None => None,
             };
             let since = newest.map_or(self.leader_since, |t| t.max(self.leader_since));
             let limit = self.shared.ticks.election_timeout();
@@ -821,9 +835,11 @@ impl Driver {
                 self.quorum_lost = false;
                 self.shared.tracker.became_leader(term);
             }
-            // While a transfer runs, no acknowledgement proves anything for a lease: the target's
-            // election bypasses the followers' vote refusal.
-            (!transferring).then_some(PublishedAck { term, time })
+            // While a transfer runs, and for the rest of a term in which one started, no
+            // acknowledgement proves anything for a lease: a late MsgTimeoutNow still forces an
+            // election that bypasses the followers' vote refusal.
+            (!transferring && self.transfer_term != Some(term))
+                .then_some(PublishedAck { term, time })
         } else {
             None
         };
@@ -870,7 +886,16 @@ impl Driver {
                 None
             },
             transfers_started: self.transfers_started,
-            membership,
+            transfer_term: self.transfer_term,
+            membership: {
+                // Keep the shared copy readers already hold while the membership is unchanged.
+                let current = self.shared.status.borrow();
+                if *current.membership == membership {
+                    Arc::clone(&current.membership)
+                } else {
+                    Arc::new(membership)
+                }
+            },
         };
         self.shared.status.send_if_modified(|current| {
             if *current == status {

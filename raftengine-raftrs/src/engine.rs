@@ -2,16 +2,17 @@
 //! task and waits (with the configured deadline) for its answer.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use raft::ReadOnlyOption;
+use raftengine::adapter::{LeadershipTracker, with_deadline};
 use raftengine::{
     Applied, Capabilities, Clock, Config, Engine, Error, ErrorKind, Inbound, LeaderLossCallback,
-    LeadershipTracker, LogStore, Membership, NodeId, QuorumAck, ReadIndex, RejectReason, Result,
-    SharedStateMachine, SnapshotInfo, StateMachine, Status, Subscription, Timing, TokioClock,
-    Transport, with_deadline,
+    LogStore, Membership, NodeId, QuorumAck, ReadIndex, RejectReason, Result, SharedStateMachine,
+    SnapshotInfo, StateMachine, Status, Subscription, Timing, TokioClock, Transport,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -19,7 +20,7 @@ use crate::driver::{Driver, DriverInit};
 use crate::errors::{NodeView, map_error};
 use crate::membership::Change;
 use crate::quorum::QuorumTime;
-use crate::shared::{Event, SHUTDOWN_GRACE, Shared};
+use crate::shared::{EVENT_QUEUE, Event, SHUTDOWN_GRACE, Shared};
 use crate::storage::RaftStorage;
 use crate::timing::Ticks;
 
@@ -43,7 +44,7 @@ use crate::timing::Ticks;
 ///   (transfer first, then remove it through the new leader).
 pub struct RaftRsEngine {
     shared: Arc<Shared>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
 }
 
 impl std::fmt::Debug for RaftRsEngine {
@@ -57,7 +58,8 @@ impl std::fmt::Debug for RaftRsEngine {
 
 /// Hands inbound peer messages to the driver task without blocking.
 struct InboundHandler {
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -68,10 +70,17 @@ impl Inbound for InboundHandler {
     }
 
     fn on_message(&self, from: NodeId, message: Bytes) {
-        let _ = self.events.send(Event::Message {
+        let event = Event::Message {
             from,
             bytes: message,
-        });
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
+            // Raft retransmits; an overloaded driver must not buffer peers without bound.
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "raft-rs driver queue full: dropping peer messages");
+            }
+        }
     }
 }
 
@@ -140,7 +149,7 @@ impl RaftRsEngine {
         })?
         .map_err(|e| map_error(e, &startup_view()))?;
 
-        let (events, receiver) = mpsc::unbounded_channel();
+        let (events, receiver) = mpsc::channel(EVENT_QUEUE);
         let (status, _) = watch::channel(Status {
             id: config.node_id,
             ..Status::default()
@@ -157,6 +166,8 @@ impl RaftRsEngine {
             halted: Mutex::new(None),
             done,
             released: std::sync::atomic::AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
+            dropped_messages: Arc::new(AtomicU64::new(0)),
             config,
         });
         let driver = Driver::new(DriverInit {
@@ -183,6 +194,7 @@ impl RaftRsEngine {
         });
         transport.serve(Arc::new(InboundHandler {
             events: events.clone(),
+            dropped: Arc::clone(&shared.dropped_messages),
         }));
         Ok(Self { shared, events })
     }
@@ -199,8 +211,14 @@ impl RaftRsEngine {
             return Err(err);
         }
         let (tx, rx) = oneshot::channel();
-        if self.events.send(make(tx)).is_err() {
-            return Err(self.halted_or_shutdown());
+        match self.events.try_send(make(tx)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(Error::new(ErrorKind::Busy).with_context(format!(
+                    "the raft-rs driver has {EVENT_QUEUE} events queued; nothing was proposed"
+                )));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.halted_or_shutdown()),
         }
         with_deadline(self.shared.config.request_timeout, async {
             match rx.await {
@@ -246,7 +264,7 @@ impl Drop for RaftRsEngine {
     /// immediately afterwards keeps its own handler.
     fn drop(&mut self) {
         self.shared.release_transport();
-        let _ = self.events.send(Event::Shutdown);
+        self.shared.stop.notify_one();
     }
 }
 
@@ -291,8 +309,9 @@ impl Engine for RaftRsEngine {
         let published = published?;
         let sent_at = match published.time {
             QuorumTime::At(t) => t,
-            QuorumTime::SelfOnly => self.shared.clock.now(),
-            QuorumTime::None => return None,
+            // The driver publishes a single voter's own proof as `At(iteration time)`; a time
+            // taken here would postdate the caller's clock sample and never renew a lease.
+            QuorumTime::SelfOnly | QuorumTime::None => return None,
         };
         Some(QuorumAck {
             term: published.term,
@@ -336,7 +355,7 @@ impl Engine for RaftRsEngine {
     async fn shutdown(&self) -> Result<()> {
         let mut done = self.shared.done.subscribe();
         if !*done.borrow() {
-            let _ = self.events.send(Event::Shutdown);
+            self.shared.stop.notify_one();
             let wait = async {
                 let _ = done.wait_for(|finished| *finished).await;
                 Ok(())
@@ -347,11 +366,6 @@ impl Engine for RaftRsEngine {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            leadership_transfer: true,
-            membership_change: true,
-            snapshots: true,
-            quorum_ack: true,
-        }
+        Capabilities::ALL
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use raftengine::{Config, Engine, MemLogStore, MemNetwork, SharedStateMachine, StateMachine};
+//! # use raftengine::{Config, Engine, MemLogStore, SharedStateMachine, StateMachine};
+//! # use raftengine::sim::MemNetwork;
 //! # async fn demo<S: StateMachine>(state_machine: S) -> raftengine::Result<()> {
 //! let net = MemNetwork::new(7);
 //! let engine = raftengine_raftrs::RaftRsEngine::start(

@@ -132,7 +132,6 @@ impl Proposals {
     pub(crate) fn on_leadership_end(
         &mut self,
         term_at: impl Fn(u64) -> Option<u64>,
-        last_index: u64,
         committed: u64,
     ) {
         let mut keep = VecDeque::new();
@@ -148,16 +147,20 @@ impl Proposals {
                             .with_context("the entry is in the log but not yet committed"),
                     );
                 }
-            } else if present.is_some() || pending.index > last_index {
-                // Replaced or truncated by a leader of a newer term: it can never commit.
+            } else if present.is_some() && pending.index <= committed {
+                // A committed entry of another term holds the index: ours can never commit.
                 pending.reply.fail(
                     Error::leadership_lost(WriteOutcome::NotApplied)
-                        .with_context("a newer leader replaced the entry"),
+                        .with_context("a committed entry of a newer leader holds the index"),
                 );
             } else {
+                // Replaced or truncated here only shows that the newer leader lacks the entry;
+                // another voter may still hold it and win a later term, so it may yet commit.
                 pending
                     .reply
-                    .fail(Error::leadership_lost(WriteOutcome::Unknown));
+                    .fail(Error::leadership_lost(WriteOutcome::Unknown).with_context(
+                        "a newer leader replaced the entry here; another node may still hold it",
+                    ));
             }
         }
         self.queue = keep;
@@ -222,19 +225,32 @@ mod tests {
         for x in [a, b, c, d] {
             p.push(x);
         }
-        // 5 committed, 6 present uncommitted, 7 overwritten by term 3, 8 truncated.
+        // 5 committed, 6 present uncommitted, 7 overwritten by term 3 (not committed), 8
+        // truncated. Only an entry of another term at a committed index proves "not applied";
+        // an overwrite or truncation here does not (another voter may still hold ours).
         let term_at = |i: u64| match i {
             5 | 6 => Some(2),
             7 => Some(3),
             _ => None,
         };
-        p.on_leadership_end(term_at, 7, 5);
+        p.on_leadership_end(term_at, 5);
         assert_eq!(p.len(), 1);
         let e = rb.try_recv().unwrap().unwrap_err();
         assert_eq!(e.outcome(), WriteOutcome::Unknown);
         let e = rc.try_recv().unwrap().unwrap_err();
-        assert_eq!(e.outcome(), WriteOutcome::NotApplied);
+        assert_eq!(e.outcome(), WriteOutcome::Unknown);
         let e = rd.try_recv().unwrap().unwrap_err();
+        assert_eq!(e.outcome(), WriteOutcome::Unknown);
+    }
+
+    #[test]
+    fn step_down_under_a_committed_entry_of_another_term_is_not_applied() {
+        let mut p = Proposals::default();
+        let (a, mut ra) = pending(2, 5);
+        p.push(a);
+        p.on_leadership_end(|_| Some(3), 6);
+        assert_eq!(p.len(), 0);
+        let e = ra.try_recv().unwrap().unwrap_err();
         assert_eq!(e.outcome(), WriteOutcome::NotApplied);
     }
 

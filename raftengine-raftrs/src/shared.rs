@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use raftengine::adapter::LeadershipTracker;
 use raftengine::{
-    Applied, Clock, Config, Error, ErrorKind, LeadershipTracker, LossCause, Membership, Result,
-    Role, SnapshotInfo, Status, Transport,
+    Applied, Clock, Config, Error, ErrorKind, LossCause, Membership, Result, Role, SnapshotInfo,
+    Status, Transport,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -74,7 +75,17 @@ pub(crate) struct Shared {
     /// True once this engine removed its handler from the transport (done at most once, so a
     /// late stop of a dropped engine cannot unregister a newer engine on the same transport).
     pub(crate) released: AtomicBool,
+    /// Asks the driver to stop. Separate from the bounded event queue, so a full queue can
+    /// never keep a shutdown out.
+    pub(crate) stop: tokio::sync::Notify,
+    /// Peer messages dropped because the driver's queue was full (raft-rs retransmits).
+    pub(crate) dropped_messages: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// How many events (peer messages and requests) may wait for the driver. Past it, peer
+/// messages are dropped and counted and requests fail with `Busy`, so a driver that falls
+/// behind cannot make the queue, and memory, grow without bound.
+pub(crate) const EVENT_QUEUE: usize = 4096;
 
 impl Shared {
     /// The error every request gets once the node stopped, if it did.

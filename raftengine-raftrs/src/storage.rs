@@ -25,6 +25,9 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use raftengine::{Error, ErrorKind, LogEntry, LogStore, SnapshotMeta, StoredSnapshot};
 
+/// How many entries `Storage::entries` reads from the store at a time.
+const ENTRIES_WINDOW: u64 = 64;
+
 use crate::codec::{self, Meta};
 
 /// Index and term of the bootstrap snapshot of a brand-new cluster.
@@ -68,6 +71,20 @@ fn native(e: Error) -> raft::Error {
     raft::Error::Store(StorageError::Other(Box::new(e)))
 }
 
+/// Runs a store write, which may wait for a disk sync. On a multi-thread runtime the worker
+/// first hands its other tasks to another thread (`block_in_place`), so a slow disk stalls this
+/// node only, never other engines or client I/O sharing the runtime. Current-thread runtimes
+/// (the paused-clock suite) and stores that never block are called directly.
+fn write<T>(store: &dyn LogStore, f: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread && store.may_block() {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
 impl RaftStorage {
     /// Opens the store: reads what is there, bootstraps a new cluster when it is empty and
     /// `initial_voters` is not, and bumps the incarnation counter.
@@ -97,7 +114,7 @@ impl RaftStorage {
                 },
                 data: initial_state(),
             };
-            store.install_snapshot(boot.clone())?;
+            write(&*store, || store.install_snapshot(boot.clone()))?;
             meta.hard_state.term = 1;
             meta.hard_state.commit = BOOTSTRAP_INDEX;
             snapshot = Some(boot);
@@ -114,7 +131,7 @@ impl RaftStorage {
         };
         meta.hard_state.commit = meta.hard_state.commit.max(applied);
         meta.incarnation += 1;
-        store.save_hard_state(codec::encode_meta(&meta))?;
+        write(&*store, || store.save_hard_state(codec::encode_meta(&meta)))?;
         let storage = Self {
             store,
             meta,
@@ -150,7 +167,7 @@ impl RaftStorage {
                 payload,
             });
         }
-        self.store.append(&batch)
+        write(&*self.store, || self.store.append(&batch))
     }
 
     /// Persists a new hard state.
@@ -169,23 +186,26 @@ impl RaftStorage {
     }
 
     fn persist_meta(&self) -> raftengine::Result<()> {
-        self.store.save_hard_state(codec::encode_meta(&self.meta))
+        write(&*self.store, || {
+            self.store.save_hard_state(codec::encode_meta(&self.meta))
+        })
     }
 
     /// Installs a snapshot received from the leader (after the state machine restored it).
     pub(crate) fn install_snapshot(&mut self, snapshot: &Snapshot) -> raftengine::Result<()> {
         let meta = snapshot.get_metadata();
-        self.store.install_snapshot(StoredSnapshot {
+        let stored = StoredSnapshot {
             meta: SnapshotMeta {
                 last_index: meta.index,
                 last_term: meta.term,
                 membership: codec::encode_conf_state(meta.get_conf_state()),
             },
             data: snapshot.data.clone(),
-        })?;
+        };
+        write(&*self.store, || self.store.install_snapshot(stored))?;
         // raft-rs treats the log as ending at the snapshot after a restore; drop any suffix the
         // store kept so storage and raft-rs agree (the leader resends what follows).
-        self.store.truncate_from(meta.index + 1)?;
+        write(&*self.store, || self.store.truncate_from(meta.index + 1))?;
         if meta.index > self.meta.hard_state.commit {
             self.meta.hard_state.commit = meta.index;
         }
@@ -201,15 +221,16 @@ impl RaftStorage {
         conf_state: &ConfState,
         data: Bytes,
     ) -> raftengine::Result<()> {
-        self.store.save_snapshot(StoredSnapshot {
+        let stored = StoredSnapshot {
             meta: SnapshotMeta {
                 last_index: index,
                 last_term: term,
                 membership: codec::encode_conf_state(conf_state),
             },
             data,
-        })?;
-        self.store.purge_to(index, term)?;
+        };
+        write(&*self.store, || self.store.save_snapshot(stored))?;
+        write(&*self.store, || self.store.purge_to(index, term))?;
         self.snapshot_wanted.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -255,18 +276,33 @@ impl Storage for RaftStorage {
         if high > state.last_index() + 1 {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let stored = self.store.entries(low, high).map_err(native)?;
-        let mut entries = Vec::with_capacity(stored.len());
-        for e in stored {
-            let entry = codec::decode_entry(&e.payload).ok_or_else(|| {
-                native(storage_err(format!(
-                    "log entry {} does not decode",
-                    e.index
-                )))
-            })?;
-            entries.push(entry);
+        // raft-rs asks for everything from a follower's next index to the end of the log and
+        // keeps only `max_size` bytes of it: read and decode in windows and stop at the limit,
+        // so catching up a follower costs what is sent, not the whole lag. The size rule is
+        // raft-rs's own `limit_size`: at least one entry, then entries while the total of their
+        // encoded sizes (the stored payloads) stays within the limit.
+        let limit = max_size.into().unwrap_or(u64::MAX);
+        let mut entries = Vec::new();
+        let mut size = 0u64;
+        let mut next = low;
+        'windows: while next < high {
+            let end = high.min(next.saturating_add(ENTRIES_WINDOW));
+            for e in self.store.entries(next, end).map_err(native)? {
+                let len = e.payload.len() as u64;
+                if !entries.is_empty() && size.saturating_add(len) > limit {
+                    break 'windows;
+                }
+                size = size.saturating_add(len);
+                let entry = codec::decode_entry(&e.payload).ok_or_else(|| {
+                    native(storage_err(format!(
+                        "log entry {} does not decode",
+                        e.index
+                    )))
+                })?;
+                entries.push(entry);
+            }
+            next = end;
         }
-        raft::util::limit_size(&mut entries, max_size.into());
         Ok(entries)
     }
 
@@ -373,6 +409,36 @@ mod tests {
         assert_eq!(state.hard_state, hs);
         assert_eq!(state.conf_state.get_voters().len(), 3);
         assert_eq!(boot.snapshot_data.as_deref(), Some(&b"init"[..]));
+    }
+
+    #[test]
+    fn entries_stop_at_the_size_limit_exactly_like_raft_rs() {
+        let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
+        let (storage, _) = RaftStorage::open(store, &[1], Bytes::new).unwrap();
+        let batch: Vec<Entry> = (2..=301)
+            .map(|i| entry(i, 2, &vec![7u8; (i % 13) as usize * 10]))
+            .collect();
+        storage.append(&batch).unwrap();
+        for limit in [
+            None,
+            Some(0),
+            Some(1),
+            Some(100),
+            Some(2_000),
+            Some(u64::MAX),
+        ] {
+            let got = storage
+                .entries(2, 302, limit, GetEntriesContext::empty(false))
+                .unwrap();
+            let mut expected = batch.clone();
+            raft::util::limit_size(&mut expected, limit);
+            assert_eq!(got, expected, "limit {limit:?}");
+        }
+        // A window boundary inside the range changes nothing.
+        let got = storage
+            .entries(60, 140, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(got.as_slice(), &batch[58..138]);
     }
 
     #[test]

@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Cluster, TestSm, no_tweak};
-use raftengine::{
-    Clock, Config, DriftClock, Engine, LinkFaults, LogStore, MemLogStore, MemNetwork, Role,
-    SharedStateMachine,
-};
+use raftengine::sim::{DriftClock, LinkFaults, MemNetwork};
+use raftengine::{Clock, Config, Engine, LogStore, MemLogStore, Role, SharedStateMachine};
 use raftengine_raftrs::RaftRsEngine;
 
 #[tokio::test(start_paused = true)]

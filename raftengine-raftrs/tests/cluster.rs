@@ -1,95 +1,19 @@
-//! Three-node clusters over `MemNetwork` on virtual time: election, replication, routing
-//! errors, crash and restart, reads, transfer.
+//! raft-rs-specific cluster behaviour over `MemNetwork` on virtual time: batched reads,
+//! raft-rs's own transfer abort, shutdown of the driver, malformed native messages, the
+//! post-restart vote drop, and a restart on the same transport. What every backend must do is
+//! in the conformance suite (`tests/raftrs.rs` of `conformance-tests`).
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Cluster, eventually, no_tweak};
-use raftengine::{Engine, ErrorKind, LossCause, RejectReason, Role, Transport, WriteOutcome};
+use raftengine::{Engine, ErrorKind, LossCause, Role, Transport, WriteOutcome};
 
 fn cmd(i: usize) -> Bytes {
     Bytes::from(format!("cmd-{i}"))
-}
-
-#[tokio::test(start_paused = true)]
-async fn three_nodes_elect_a_leader_and_replicate() {
-    let mut c = Cluster::start(3, 1, no_tweak).await;
-    let leader = c.wait_leader().await;
-    let engine = c.engine(leader);
-    let mut last = 0;
-    for i in 0..20 {
-        let applied = engine.propose(cmd(i)).await.expect("propose");
-        assert!(applied.index > last, "indexes increase");
-        last = applied.index;
-        assert!(
-            applied
-                .response
-                .starts_with(format!("{}:", applied.index).as_bytes())
-        );
-    }
-    c.wait_applied(&[1, 2, 3], last).await;
-    let expected: Vec<Bytes> = (0..20).map(cmd).collect();
-    for id in [1, 2, 3] {
-        assert_eq!(c.commands(id), expected, "node {id} state machine");
-    }
-    let status = engine.status();
-    assert_eq!(status.role, Role::Leader);
-    assert_eq!(status.leader, Some(leader));
-    assert_eq!(status.membership.voters.len(), 3);
-    assert!(status.is_ready_leader());
-    c.shutdown_all().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn follower_refuses_proposals_with_a_leader_hint() {
-    let mut c = Cluster::start(3, 2, no_tweak).await;
-    let leader = c.wait_leader().await;
-    c.engine(leader).propose(cmd(0)).await.unwrap();
-    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let err = c.engine(follower).propose(cmd(1)).await.unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::NotLeader { hint: Some(leader) });
-    assert_eq!(err.outcome(), WriteOutcome::NotApplied);
-    let err = c.engine(follower).linearizable_read().await.unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::NotLeader { .. }));
-    // Nothing was forwarded: the command never shows up anywhere.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    for id in [1, 2, 3] {
-        assert!(!c.commands(id).contains(&cmd(1)));
-    }
-    c.shutdown_all().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn leader_crash_and_restart_keeps_every_acknowledged_write() {
-    let mut c = Cluster::start(3, 3, no_tweak).await;
-    let first = c.wait_leader().await;
-    let mut acked = Vec::new();
-    for i in 0..10 {
-        c.engine(first).propose(cmd(i)).await.unwrap();
-        acked.push(cmd(i));
-    }
-    let store = c.crash(first).await;
-    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != first).collect();
-    let second = c.wait_leader_among(&rest).await;
-    assert_ne!(second, first);
-    for i in 10..20 {
-        c.engine(second).propose(cmd(i)).await.unwrap();
-        acked.push(cmd(i));
-    }
-    c.start_node(first, store, true).await;
-    let last = c.engine(second).status().last_log_index;
-    c.wait_applied(&[1, 2, 3], last).await;
-    for id in [1, 2, 3] {
-        assert_eq!(c.commands(id), acked, "node {id}");
-    }
-    // The restarted node serves as a full member again.
-    let leader = c.wait_leader().await;
-    c.engine(leader).propose(cmd(99)).await.unwrap();
-    c.shutdown_all().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,103 +46,6 @@ async fn futures_join(
         out.push(h.await.unwrap());
     }
     out
-}
-
-#[tokio::test(start_paused = true)]
-async fn isolated_leader_fails_reads_and_writes_instead_of_hanging() {
-    let mut c = Cluster::start(3, 5, no_tweak).await;
-    let leader = c.wait_leader().await;
-    let engine = c.engine(leader);
-    engine.propose(cmd(0)).await.unwrap();
-    let losses = Arc::new(AtomicUsize::new(0));
-    let causes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (l, cs) = (Arc::clone(&losses), Arc::clone(&causes));
-    let _sub = engine.on_leader_loss(Box::new(move |loss| {
-        l.fetch_add(1, Ordering::SeqCst);
-        cs.lock().unwrap().push(loss.cause);
-    }));
-    assert!(engine.quorum_ack().is_some());
-    c.net.isolate(leader);
-    let started = tokio::time::Instant::now();
-    let (read, write) = tokio::join!(engine.linearizable_read(), engine.propose(cmd(1)));
-    let elapsed = started.elapsed();
-    let read_err = read.unwrap_err();
-    let write_err = write.unwrap_err();
-    assert!(
-        elapsed < Duration::from_secs(5),
-        "failed promptly, not at the deadline: {elapsed:?}"
-    );
-    assert_eq!(read_err.kind(), &ErrorKind::LeadershipLost, "{read_err}");
-    assert_eq!(write_err.kind(), &ErrorKind::LeadershipLost, "{write_err}");
-    assert_eq!(write_err.outcome(), WriteOutcome::Unknown);
-    assert_eq!(losses.load(Ordering::SeqCst), 1, "one loss edge");
-    assert_eq!(causes.lock().unwrap()[0], LossCause::QuorumLost);
-    assert!(engine.quorum_ack().is_none());
-    c.net.heal();
-    let leader = c.wait_leader().await;
-    c.engine(leader).propose(cmd(2)).await.unwrap();
-    c.shutdown_all().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn quorum_ack_is_anchored_at_a_recent_send_time() {
-    let mut c = Cluster::start(3, 6, no_tweak).await;
-    let leader = c.wait_leader().await;
-    let engine = c.engine(leader);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let now = engine.clock().now();
-    let ack = engine.quorum_ack().expect("leader has acks");
-    assert_eq!(ack.term, engine.status().term);
-    assert!(ack.sent_at <= now);
-    assert!(now - ack.sent_at <= engine.timing().heartbeat_interval * 2);
-    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    assert!(c.engine(follower).quorum_ack().is_none());
-    let timing = engine.timing();
-    assert!(timing.vote_refusal_window < timing.election_timeout_min);
-    assert!(timing.vote_refusal_window > Duration::ZERO);
-    c.shutdown_all().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn transfer_to_a_live_follower_and_rejections() {
-    let mut c = Cluster::start(3, 7, no_tweak).await;
-    let leader = c.wait_leader().await;
-    let engine = c.engine(leader);
-    engine.propose(cmd(0)).await.unwrap();
-    let target = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-
-    let kind = |r: raftengine::Result<u64>| r.unwrap_err().kind().clone();
-    assert_eq!(
-        kind(engine.transfer_leadership(Some(9)).await),
-        ErrorKind::Rejected(RejectReason::UnknownNode(9))
-    );
-    assert_eq!(
-        kind(engine.transfer_leadership(Some(leader)).await),
-        ErrorKind::Rejected(RejectReason::TargetIsSelf(leader))
-    );
-    assert!(matches!(
-        kind(c.engine(target).transfer_leadership(Some(leader)).await),
-        ErrorKind::NotLeader { .. }
-    ));
-
-    let started_before = engine.status().transfers_started;
-    let new_leader = engine.transfer_leadership(Some(target)).await.unwrap();
-    assert_eq!(new_leader, target);
-    assert_eq!(engine.status().leader, Some(target));
-    assert_eq!(
-        engine.status().transfers_started,
-        started_before + 1,
-        "a started transfer is counted (rejected ones are not)"
-    );
-    assert_ne!(engine.status().role, Role::Leader);
-    let leader = c.wait_leader().await;
-    assert_eq!(leader, target);
-    c.engine(target).propose(cmd(1)).await.unwrap();
-
-    // `None` picks an up-to-date voter.
-    let picked = c.engine(target).transfer_leadership(None).await.unwrap();
-    assert_ne!(picked, target);
-    c.shutdown_all().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -260,9 +87,10 @@ async fn transfer_to_an_isolated_target_times_out_and_the_leader_stays() {
     assert_eq!(engine.status().transferring_to, None);
     engine.propose(cmd(10)).await.unwrap();
     assert!(
-        engine.quorum_ack().is_some(),
-        "fresh acks after the abort count again"
+        engine.quorum_ack().is_none(),
+        "a late MsgTimeoutNow may still force an election: no ack proves a lease in this term"
     );
+    assert_eq!(engine.status().transfer_term, Some(engine.status().term));
     c.net.heal();
     c.shutdown_all().await;
 }
@@ -338,70 +166,6 @@ async fn proposals_without_quorum_end_by_the_deadline() {
         "{err}"
     );
     assert_eq!(err.outcome(), WriteOutcome::Unknown);
-    c.shutdown_all().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn oversized_commands_are_rejected_and_the_uncommitted_limit_gives_busy() {
-    let mut c = Cluster::start(3, 12, |config| {
-        config.max_command_bytes = 100;
-        config.max_uncommitted_bytes = 100;
-    })
-    .await;
-    let leader = c.wait_leader().await;
-    let engine = c.engine(leader);
-    let err = engine
-        .propose(Bytes::from(vec![7u8; 101]))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.kind(),
-        &ErrorKind::Rejected(RejectReason::TooLarge {
-            size: 101,
-            limit: 100
-        })
-    );
-    engine.propose(Bytes::from(vec![1u8; 60])).await.unwrap();
-    // Cut the followers off so the next write stays uncommitted, then exceed the limit.
-    c.net.isolate(leader);
-    let stuck = {
-        let e = Arc::clone(&engine);
-        tokio::spawn(async move { e.propose(Bytes::from(vec![2u8; 60])).await })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let err = engine
-        .propose(Bytes::from(vec![3u8; 60]))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Busy, "{err}");
-    assert!(!err.is_leadership_loss());
-    assert_eq!(err.outcome(), WriteOutcome::NotApplied);
-    c.net.heal();
-    let _ = stuck.await.unwrap();
-    c.shutdown_all().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_panic_in_the_state_machine_is_fatal_not_a_hang() {
-    let mut c = Cluster::start(3, 13, no_tweak).await;
-    let leader = c.wait_leader().await;
-    let engine = c.engine(leader);
-    engine.propose(cmd(0)).await.unwrap();
-    let causes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let cs = Arc::clone(&causes);
-    let _sub = engine.on_leader_loss(Box::new(move |loss| cs.lock().unwrap().push(loss.cause)));
-    let err = engine
-        .propose(Bytes::from_static(b"boom"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Fatal, "{err}");
-    assert_eq!(engine.status().role, Role::Shutdown);
-    assert_eq!(*causes.lock().unwrap(), vec![LossCause::Fatal]);
-    assert_eq!(
-        engine.propose(cmd(1)).await.unwrap_err().kind(),
-        &ErrorKind::Fatal
-    );
-    engine.shutdown().await.unwrap();
     c.shutdown_all().await;
 }
 

@@ -21,7 +21,9 @@ pub struct Config {
     pub election_timeout_min: Duration,
     /// Largest randomized election timeout.
     pub election_timeout_max: Duration,
-    /// Assumed bound on relative clock-rate drift between nodes (0.01 = 1%).
+    /// Assumed bound on the clock-rate difference between any two nodes (0.01 = 1%): over an
+    /// interval that one node measures as `t`, another measures between `t × (1 − d)` and
+    /// `t × (1 + d)`.
     pub max_clock_drift: f64,
     /// Default deadline for proposals, reads, membership changes and snapshots.
     pub request_timeout: Duration,

@@ -17,6 +17,21 @@ use crate::types::{
 ///
 /// Every method that waits has a deadline (the configured request timeout); none waits forever.
 /// Errors are classified by [`crate::ErrorKind`]; see [`crate::Error::is_leadership_loss`].
+///
+/// Rules every implementation keeps (the conformance suite checks each one):
+/// - A command over `Config::max_command_bytes` is `Rejected(TooLarge { size, limit })`, not
+///   applied, and nothing is appended.
+/// - More proposed-but-uncommitted data than `Config::max_uncommitted_bytes` gets `Busy` (not
+///   applied); the budget covers entries still in the pipeline after their caller gave up.
+/// - A panic in the user's `StateMachine` stops the node: waiting calls fail with `Fatal`
+///   within their deadline, leader loss fires with `LossCause::Fatal`, the status turns to
+///   [`crate::Role::Shutdown`], and later calls fail at once.
+/// - Dropping the last handle without [`Engine::shutdown`] stops the node like a crash: leader
+///   loss fires, it stops serving its peers, and it can restart from its store.
+/// - `NotApplied` is promised only when the write can never commit: a write overwritten in
+///   this node's log by a newer leader may still commit elsewhere, so it is `Unknown`.
+/// - A transfer abandoned by its caller does not leave the node transferring; a membership
+///   change interrupted between its steps does not block later changes.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// This node's id.
@@ -68,14 +83,16 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The membership as this node currently knows it.
     fn membership(&self) -> Membership {
-        self.status().membership
+        Membership::clone(&self.status().membership)
     }
 
     /// Builds a snapshot of the state machine now and compacts the log behind it.
     async fn snapshot(&self) -> Result<SnapshotInfo>;
 
     /// Stops the node: every waiter fails with `Shutdown`, every task ends, leader-loss
-    /// callbacks fire if it was leading. Idempotent.
+    /// callbacks fire if it was leading. Idempotent. Returns within a bounded grace period even
+    /// when the state machine's `apply` or the log store is stuck: the node then reports
+    /// [`crate::Role::Shutdown`] and serves nothing, and the call fails with `Timeout`.
     async fn shutdown(&self) -> Result<()>;
 
     /// What this backend supports.

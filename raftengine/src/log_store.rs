@@ -64,10 +64,27 @@ impl LogState {
     }
 }
 
-/// Durable storage for one node. Every method is durable when it returns `Ok`.
+/// Durable storage for one node. Every write is durable when it returns `Ok`: a disk store
+/// returns only after its data is synced, and batches concurrent writes into one sync (group
+/// commit) rather than syncing per entry.
 ///
-/// Methods are synchronous: the in-memory store never blocks, and a disk store is expected to
-/// be called from a task that may block (adapters call it from their driver task).
+/// # Blocking and the async runtime
+///
+/// Methods are synchronous and a disk store's writes block the calling thread until the sync
+/// completes. The adapters keep the runtime live around that wait: on a multi-thread tokio
+/// runtime they make every **write** through `tokio::task::block_in_place`, which hands the
+/// worker's other tasks (other engines' heartbeats, client I/O) to another thread before
+/// blocking, so a slow disk stalls only the node that writes to it. On a current-thread runtime
+/// (the paused-clock test suite) there is no other worker to hand over to and the call is made
+/// directly. Stores whose writes never block report it through [`LogStore::may_block`] and are
+/// always called directly, which spares the thread hand-off on the hot path.
+///
+/// Reads (`entries`, `term`, `log_state`, `hard_state`, `snapshot`) are called directly: they
+/// are expected to be served from memory or the store's cache, so an implementation must not
+/// sync or take long locks on the read path.
+///
+/// An implementation is checked by the storage suite in `conformance-tests`
+/// (`log_store_suite!`), which a store author stamps with one macro call.
 pub trait LogStore: Send + Sync + fmt::Debug + 'static {
     /// Appends contiguous entries. When the first entry's index is at or below the last stored
     /// index, the stored suffix from that index on is replaced (Raft's conflict rule). A gap
@@ -105,6 +122,13 @@ pub trait LogStore: Send + Sync + fmt::Debug + 'static {
 
     /// The newest snapshot.
     fn snapshot(&self) -> Result<Option<StoredSnapshot>>;
+
+    /// Whether a write may block the calling thread on I/O (true by default). A store that
+    /// answers `false` promises its writes never wait for a disk, and the adapters then call it
+    /// without handing the worker thread's other tasks away first.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 /// An in-memory [`LogStore`]. Clones share the same storage, so a test keeps a clone, drops the
@@ -344,6 +368,10 @@ impl LogStore for MemLogStore {
 
     fn snapshot(&self) -> Result<Option<StoredSnapshot>> {
         Ok(self.lock().snapshot.clone())
+    }
+
+    fn may_block(&self) -> bool {
+        false
     }
 }
 

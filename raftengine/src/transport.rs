@@ -10,8 +10,9 @@ use bytes::Bytes;
 
 use crate::NodeId;
 
-/// Why a call got no answer.
+/// Why a call got no answer. New reasons may be added: match with a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// No answer arrived before the deadline (the request or the reply may have been lost).
     #[error("no answer from node {0} before the deadline")]
@@ -19,6 +20,10 @@ pub enum TransportError {
     /// The peer is known to be down or unknown (connection refused); nothing was delivered.
     #[error("node {0} is unreachable")]
     Unreachable(NodeId),
+    /// The request was not sent: the outbound queue to the node is over its byte limit, or the
+    /// request is larger than the transport carries. Back off and retry.
+    #[error("the queue to node {0} is full or the request too large; nothing was sent")]
+    Overloaded(NodeId),
 }
 
 /// The receiving side of a node: what the transport hands inbound traffic to.

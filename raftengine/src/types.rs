@@ -1,6 +1,7 @@
 //! Plain data the contract speaks in: identities, roles, status, membership, timing.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -70,11 +71,27 @@ pub struct Status {
     /// still visible here, which matters to leases: a transfer's forced election ignores the
     /// followers' vote refusal.
     pub transfers_started: u64,
-    /// Current membership.
-    pub membership: Membership,
+    /// The term in which this node, as leader, most recently started a leadership transfer.
+    ///
+    /// A transfer's forced election ignores the followers' vote refusal, and the message that
+    /// triggers it may still be in flight (or, on openraft, the followers' refusal stays off)
+    /// long after the transfer was aborted. So no acknowledgement of that term proves a lease:
+    /// a lease layer grants none for the rest of the term (see
+    /// [`Status::transfer_started_this_term`]). Engines publish this before the transfer's
+    /// first message can leave the node.
+    pub transfer_term: Option<u64>,
+    /// Current membership, shared: cloning a `Status` (which readers do on every lease check)
+    /// never copies the voter sets.
+    pub membership: Arc<Membership>,
 }
 
 impl Status {
+    /// True when this node started a leadership transfer in its current term: from then on
+    /// nothing in this term may grant or extend a read lease.
+    pub fn transfer_started_this_term(&self) -> bool {
+        self.transfer_term == Some(self.term)
+    }
+
     /// True when this node leads and has applied an entry of its own term, so every write
     /// committed before the term started is visible locally.
     pub fn is_ready_leader(&self) -> bool {
@@ -126,7 +143,10 @@ pub struct Timing {
     /// How long a follower is guaranteed to refuse votes after acknowledging the leader
     /// (ignoring leadership-transfer elections, which the lease layer handles itself).
     pub vote_refusal_window: Duration,
-    /// Assumed bound on the relative clock-rate difference between nodes (0.01 = 1%).
+    /// Assumed bound on the clock-rate difference between any two nodes (0.01 = 1%): over an
+    /// interval that one node measures as `t`, another measures between `t × (1 − d)` and
+    /// `t × (1 + d)`. A deployment whose clocks each drift by up to `e` from true time sets
+    /// `d ≈ 2e`.
     pub max_clock_drift: f64,
 }
 
@@ -160,8 +180,14 @@ impl Timing {
     }
 }
 
-/// What a backend can do. The conformance suite skips, and reports as ignored, what is off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a backend can do (and, in the conformance suite, what a case needs). An operation a
+/// backend does not support fails with [`crate::ErrorKind::Unsupported`]; the suite reports the
+/// cases that need it as ignored, never as passed.
+///
+/// Build it from the constants (`Capabilities::ALL`, or `NONE.and(...)`), so a capability added
+/// later breaks no backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// `transfer_leadership` works.
     pub leadership_transfer: bool,
@@ -171,6 +197,81 @@ pub struct Capabilities {
     pub snapshots: bool,
     /// `quorum_ack` reports acknowledgements.
     pub quorum_ack: bool,
+}
+
+impl Capabilities {
+    /// Nothing beyond the core contract (propose, reads, status, shutdown).
+    pub const NONE: Self = Self {
+        leadership_transfer: false,
+        membership_change: false,
+        snapshots: false,
+        quorum_ack: false,
+    };
+    /// Everything this version of the contract knows.
+    pub const ALL: Self = Self {
+        leadership_transfer: true,
+        membership_change: true,
+        snapshots: true,
+        quorum_ack: true,
+    };
+    /// `transfer_leadership`.
+    pub const LEADERSHIP_TRANSFER: Self = Self {
+        leadership_transfer: true,
+        ..Self::NONE
+    };
+    /// `add_learner`, `promote`, `remove_node`.
+    pub const MEMBERSHIP_CHANGE: Self = Self {
+        membership_change: true,
+        ..Self::NONE
+    };
+    /// `snapshot` and snapshot install.
+    pub const SNAPSHOTS: Self = Self {
+        snapshots: true,
+        ..Self::NONE
+    };
+    /// `quorum_ack`.
+    pub const QUORUM_ACK: Self = Self {
+        quorum_ack: true,
+        ..Self::NONE
+    };
+
+    /// Both sets together.
+    pub const fn and(self, other: Self) -> Self {
+        Self {
+            leadership_transfer: self.leadership_transfer || other.leadership_transfer,
+            membership_change: self.membership_change || other.membership_change,
+            snapshots: self.snapshots || other.snapshots,
+            quorum_ack: self.quorum_ack || other.quorum_ack,
+        }
+    }
+
+    /// This set without `other`'s capabilities.
+    pub const fn without(self, other: Self) -> Self {
+        Self {
+            leadership_transfer: self.leadership_transfer && !other.leadership_transfer,
+            membership_change: self.membership_change && !other.membership_change,
+            snapshots: self.snapshots && !other.snapshots,
+            quorum_ack: self.quorum_ack && !other.quorum_ack,
+        }
+    }
+
+    /// The names of the capabilities in this set.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.leadership_transfer, "leadership_transfer"),
+            (self.membership_change, "membership_change"),
+            (self.snapshots, "snapshots"),
+            (self.quorum_ack, "quorum_ack"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
+    /// The capabilities of this set that `offered` lacks, by name.
+    pub fn missing_from(&self, offered: &Self) -> Vec<&'static str> {
+        self.without(*offered).names()
+    }
 }
 
 /// A built snapshot's position.

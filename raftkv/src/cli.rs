@@ -1,17 +1,45 @@
-//! Command-line parsing. Hand-written: two subcommands and a handful of flags do not justify a
-//! parser dependency on a 2-core build.
+//! The command line (clap derive): `demo`, `bench`, `serve`, `certs` and `cluster`, each with
+//! its own `--help`.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
 /// Which backends to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
     /// openraft only.
     Openraft,
     /// raft-rs only.
+    #[value(name = "raftrs", alias = "raft-rs")]
     RaftRs,
     /// Both, side by side.
     Both,
+}
+
+/// The Raft library one `serve` node runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeBackend {
+    /// `raftengine-openraft`.
+    Openraft,
+    /// `raftengine-raftrs`.
+    #[value(name = "raftrs", alias = "raft-rs")]
+    #[serde(alias = "raft-rs")]
+    Raftrs,
+}
+
+impl ServeBackend {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Openraft => "openraft",
+            Self::Raftrs => "raftrs",
+        }
+    }
 }
 
 /// Workload knobs shared by `demo` and `bench`.
@@ -37,120 +65,220 @@ pub struct Options {
     pub baseline: bool,
     /// Seed for the workload and the simulated network.
     pub seed: u64,
+    /// Keep each node's log in a redb file in this directory instead of in memory.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// raftkv: the reference replicated KV store on raftengine.
+#[derive(Debug, Parser)]
+#[command(name = "raftkv", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
 }
 
 /// A parsed command line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The mixed demo with a transfer and a crash.
-    Demo(Options),
-    /// The configurable benchmark.
-    Bench(Options),
-    /// Print usage.
-    Help,
+    /// 3-node in-process cluster per backend: writes, a conflict storm, lease and linearizable
+    /// reads, a leadership transfer and a leader crash; prints both backends side by side.
+    Demo(WorkloadArgs),
+    /// The same workload with knobs; --baseline adds the direct-library comparison.
+    Bench(WorkloadArgs),
+    /// Runs one node of a replicated Redis-protocol (RESP2) store in this process.
+    Serve(Box<ServeArgs>),
+    /// Writes a cluster CA (ca.pem) and one certificate and key per node for mutual TLS.
+    Certs(CertsArgs),
+    /// Starts a local cluster of `raftkv serve` child processes on free loopback ports.
+    Cluster(ClusterArgs),
 }
 
-/// Usage text.
-pub const USAGE: &str = "\
-usage: raftkv <demo|bench> [options]
+/// Flags of `demo` and `bench`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    /// Backends to run.
+    #[arg(long, value_enum, default_value = "both")]
+    pub backend: BackendChoice,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub clients: u64,
+    /// Measured phase length (e.g. 500ms, 5s, 100us; a bare number is milliseconds).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Bytes per written value.
+    #[arg(long, default_value_t = 64)]
+    pub value_size: usize,
+    /// Simulated round trip between nodes.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    pub rtt: Duration,
+    /// Fraction of reads, in [0, 1].
+    #[arg(long, default_value = "0.5", value_parser = parse_fraction)]
+    pub read_ratio: f64,
+    /// Fraction of conditional writes that conflict, in [0, 1].
+    #[arg(long, default_value = "0.5", value_parser = parse_fraction)]
+    pub conflict_rate: f64,
+    /// Seed for the workload and the simulated network.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print a JSON array, one object per backend.
+    #[arg(long)]
+    pub json: bool,
+    /// bench: drive openraft and raft-rs directly too.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Durable logs: one redb file per node in DIR (default: memory); also measures the
+    /// disk's fsync floor there.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
 
-  demo    3-node cluster per backend: writes, a conflict storm, lease and linearizable reads,
-          a leadership transfer and a leader crash; prints both backends side by side
-  bench   the same workload with knobs; --baseline adds the direct-library comparison
-
-options:
-  --backend openraft|raftrs|both   (default both)
-  --clients N                      concurrent clients (default 8)
-  --duration 5s                    measured phase length (ms, s suffixes; default 5s demo / 5s bench)
-  --value-size BYTES               (default 64)
-  --rtt 1ms                        simulated round trip between nodes (default 0)
-  --read-ratio 0.5                 fraction of reads (default 0.5)
-  --conflict-rate 0.5              fraction of conditional writes that conflict (default 0.5)
-  --seed N                         (default 1)
-  --json                           JSON array, one object per backend
-  --baseline                       bench: drive openraft and raft-rs directly too
-";
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            backend: BackendChoice::Both,
-            clients: 8,
-            duration: Duration::from_secs(5),
-            value_size: 64,
-            rtt: Duration::ZERO,
-            read_ratio: 0.5,
-            conflict_rate: 0.5,
-            json: false,
-            baseline: false,
-            seed: 1,
+impl WorkloadArgs {
+    /// The workload options these flags describe.
+    pub fn options(&self) -> Options {
+        Options {
+            backend: self.backend,
+            clients: usize::try_from(self.clients).unwrap_or(usize::MAX),
+            duration: self.duration,
+            value_size: self.value_size,
+            rtt: self.rtt,
+            read_ratio: self.read_ratio,
+            conflict_rate: self.conflict_rate,
+            json: self.json,
+            baseline: self.baseline,
+            seed: self.seed,
+            data_dir: self.data_dir.clone(),
         }
     }
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    let Some((command, flags)) = args.split_first() else {
-        return Ok(Command::Help);
-    };
-    let make: fn(Options) -> Command = match command.as_str() {
-        "demo" => Command::Demo,
-        "bench" => Command::Bench,
-        "help" | "--help" | "-h" => return Ok(Command::Help),
-        other => return Err(format!("unknown command `{other}`")),
-    };
-    let mut options = Options::default();
-    let mut flags = flags.iter();
-    while let Some(flag) = flags.next() {
-        let mut value = || {
-            flags
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--backend" => options.backend = parse_backend(&value()?)?,
-            "--clients" => options.clients = parse_number(flag, &value()?)?,
-            "--duration" => options.duration = parse_duration(&value()?)?,
-            "--value-size" => options.value_size = parse_number(flag, &value()?)?,
-            "--rtt" => options.rtt = parse_duration(&value()?)?,
-            "--read-ratio" => options.read_ratio = parse_fraction(flag, &value()?)?,
-            "--conflict-rate" => options.conflict_rate = parse_fraction(flag, &value()?)?,
-            "--seed" => options.seed = parse_number(flag, &value()?)?,
-            "--json" => options.json = true,
-            "--baseline" => options.baseline = true,
-            other => return Err(format!("unknown option `{other}`")),
-        }
-    }
-    if options.clients == 0 {
-        return Err("--clients must be at least 1".into());
-    }
-    Ok(make(options))
+/// A peer on the command line: `ID=HOST:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerArg {
+    /// The peer's node id.
+    pub id: u64,
+    /// Where its peer transport listens.
+    pub addr: SocketAddr,
 }
 
-fn parse_backend(value: &str) -> Result<BackendChoice, String> {
-    match value {
-        "openraft" => Ok(BackendChoice::Openraft),
-        "raftrs" | "raft-rs" => Ok(BackendChoice::RaftRs),
-        "both" => Ok(BackendChoice::Both),
-        other => Err(format!(
-            "unknown backend `{other}` (openraft, raftrs or both)"
-        )),
+impl FromStr for PeerArg {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let (id, addr) = value
+            .split_once('=')
+            .ok_or_else(|| format!("expected ID=HOST:PORT, got `{value}`"))?;
+        let id = id
+            .parse()
+            .map_err(|_| format!("bad node id `{id}` in `{value}`"))?;
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("bad address `{addr}` in `{value}`"))?;
+        Ok(Self { id, addr })
     }
 }
 
-fn parse_number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{flag} expects a whole number, got `{value}`"))
+/// Flags of `serve`. Every setting may also come from `--config FILE` (TOML, the same names
+/// with underscores, `peers` as a table `"2" = "127.0.0.1:7002"`); a flag wins over the file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This node's id (1 and up).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Another voter: ID=HOST:PORT of its peer listener (repeat per peer).
+    #[arg(long = "peer", value_name = "ID=HOST:PORT")]
+    pub peers: Vec<PeerArg>,
+    /// Where the peer (Raft) transport listens.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Where the Redis (RESP2) listener binds [default: 127.0.0.1:6379].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub redis: Option<SocketAddr>,
+    /// Where the Prometheus `/metrics` listener binds (none if absent).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Directory of this node's durable log (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The Raft library [default: openraft].
+    #[arg(long, value_enum)]
+    pub backend: Option<ServeBackend>,
+    /// Directory written by `raftkv certs` (ca.pem, node-ID.pem, node-ID.key): mutual TLS
+    /// between peers.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Plaintext, unauthenticated peer traffic: only for local tests and demos.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Password clients must send with AUTH (Redis' requirepass). Without one, the Redis
+    /// listener only binds to loopback.
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// Raft heartbeat interval [default: 50ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub heartbeat: Option<Duration>,
+    /// Smallest election timeout [default: 300ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub election_timeout_min: Option<Duration>,
+    /// Largest election timeout [default: 600ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub election_timeout_max: Option<Duration>,
+    /// Deadline of one client request, including waiting out an election [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
+    /// Largest request (one RESP command, in bytes) a client may send [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Most client connections at once [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_clients: Option<usize>,
+    /// FAULT INJECTION, reproduces a known production bug: invalidate the read lease on every
+    /// error, including write conflicts (EXEC answering nil). Only for benchmarks.
+    #[arg(long)]
+    pub fault_invalidate_lease_on_error: bool,
 }
 
-fn parse_fraction(flag: &str, value: &str) -> Result<f64, String> {
+/// Flags of `certs`.
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    /// Node ids, comma separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<u64>,
+    /// Output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Name of the cluster CA.
+    #[arg(long, default_value = "raftkv")]
+    pub name: String,
+}
+
+/// Flags of `cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub nodes: u64,
+    /// The Raft library.
+    #[arg(long, value_enum, default_value = "openraft")]
+    pub backend: ServeBackend,
+    /// Where the nodes keep their data (default: a new directory under the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Plaintext peer traffic instead of generated mutual-TLS certificates.
+    #[arg(long)]
+    pub insecure: bool,
+    /// FAULT INJECTION: pass --fault-invalidate-lease-on-error to every node.
+    #[arg(long)]
+    pub fault_invalidate_lease_on_error: bool,
+}
+
+fn parse_fraction(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-        _ => Err(format!(
-            "{flag} expects a fraction in [0, 1], got `{value}`"
-        )),
+        _ => Err(format!("expected a fraction in [0, 1], got `{value}`")),
     }
 }
 
@@ -167,7 +295,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         (value, 1e-3)
     };
     let number: f64 = number.parse().map_err(|_| bad())?;
-    if !number.is_finite() || number < 0.0 {
+    if !number.is_finite() || !(0.0..=1e9).contains(&number) {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(number * scale))
@@ -176,20 +304,28 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(String::from).collect()
+    fn parse(line: &str) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("raftkv").chain(line.split_whitespace()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn bench_flags_parse() {
-        let Command::Bench(options) = parse(&args(
+        let Command::Bench(args) = parse(
             "bench --backend raftrs --clients 256 --duration 2s --rtt 1ms --read-ratio 0.9 \
              --conflict-rate 0.5 --value-size 128 --json --baseline --seed 7",
-        ))
+        )
         .unwrap() else {
             panic!("expected bench");
         };
+        let options = args.options();
         assert_eq!(options.backend, BackendChoice::RaftRs);
         assert_eq!(options.clients, 256);
         assert_eq!(options.duration, Duration::from_secs(2));
@@ -201,29 +337,78 @@ mod tests {
     }
 
     #[test]
+    fn data_dir_selects_durable_storage() {
+        let Command::Bench(args) = parse("bench --data-dir /tmp/x --clients 64").unwrap() else {
+            panic!("expected bench");
+        };
+        assert_eq!(args.options().data_dir, Some(PathBuf::from("/tmp/x")));
+        let Command::Demo(args) = parse("demo").unwrap() else {
+            panic!("expected demo");
+        };
+        let options = args.options();
+        assert_eq!(options.data_dir, None, "memory stays the default");
+        assert_eq!(options.backend, BackendChoice::Both);
+        assert_eq!(options.clients, 8);
+        assert!(parse("demo --data-dir").is_err());
+    }
+
+    #[test]
     fn bad_input_is_explained() {
-        assert!(
-            parse(&args("bench --clients x"))
-                .unwrap_err()
-                .contains("--clients")
+        let message = |line: &str| parse(line).unwrap_err().to_string();
+        assert!(message("bench --clients x").contains("--clients"));
+        assert!(message("bench --clients 0").contains("--clients"));
+        assert!(message("bench --read-ratio 2").contains("fraction"));
+        assert!(message("bench --backend etcd").contains("etcd"));
+        assert!(message("frobnicate").contains("frobnicate"));
+        assert!(parse("").is_err(), "a subcommand is required");
+    }
+
+    #[test]
+    fn serve_flags_parse() {
+        let Command::Serve(args) = parse(
+            "serve --id 1 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --listen 127.0.0.1:7001 \
+             --redis 127.0.0.1:6380 --data-dir /tmp/n1 --backend raftrs --insecure \
+             --election-timeout-min 150ms --fault-invalidate-lease-on-error",
+        )
+        .unwrap() else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.id, Some(1));
+        assert_eq!(
+            args.peers,
+            vec![
+                PeerArg {
+                    id: 2,
+                    addr: "127.0.0.1:7002".parse().unwrap()
+                },
+                PeerArg {
+                    id: 3,
+                    addr: "127.0.0.1:7003".parse().unwrap()
+                }
+            ]
         );
+        assert_eq!(args.backend, Some(ServeBackend::Raftrs));
+        assert_eq!(args.election_timeout_min, Some(Duration::from_millis(150)));
+        assert!(args.insecure && args.fault_invalidate_lease_on_error);
         assert!(
-            parse(&args("bench --read-ratio 2"))
+            parse("serve --peer 2:127.0.0.1:7002")
                 .unwrap_err()
-                .contains("fraction")
+                .to_string()
+                .contains("ID=HOST:PORT")
         );
-        assert!(
-            parse(&args("bench --backend etcd"))
-                .unwrap_err()
-                .contains("etcd")
-        );
-        assert!(parse(&args("serve")).unwrap_err().contains("serve"));
-        assert!(
-            parse(&args("demo --duration"))
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert_eq!(parse(&[]).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn certs_and_cluster_parse() {
+        let Command::Certs(args) = parse("certs --nodes 1,2,3 --out /tmp/c").unwrap() else {
+            panic!("expected certs");
+        };
+        assert_eq!(args.nodes, vec![1, 2, 3]);
+        let Command::Cluster(args) = parse("cluster --nodes 3 --backend raftrs").unwrap() else {
+            panic!("expected cluster");
+        };
+        assert_eq!((args.nodes, args.backend), (3, ServeBackend::Raftrs));
+        assert!(parse("cluster --nodes 0").is_err());
     }
 
     #[test]

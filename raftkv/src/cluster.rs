@@ -1,15 +1,60 @@
 //! A 3-node in-process cluster of one backend: start, find the leader, crash, restart.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_lease::kv::{KvStateMachine, KvStore};
 use kv_lease::{Lease, LeaseConfig};
+use raftengine::sim::{LinkFaults, MemNetwork};
 use raftengine::{
-    Config, Engine, LinkFaults, LogStore, MemLogStore, MemNetwork, Result, Role,
-    SharedStateMachine, Transport,
+    Config, Engine, LogStore, MemLogStore, Result, Role, SharedStateMachine, Transport,
 };
+use raftengine_redb::RedbLogStore;
+
+/// Where the nodes keep their logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// `MemLogStore`: nothing touches a disk.
+    Memory,
+    /// `RedbLogStore`: one file per node in this directory, every write synced.
+    Redb(PathBuf),
+}
+
+impl Storage {
+    /// `memory` or `redb`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redb(_) => "redb",
+        }
+    }
+
+    /// A fresh store for node `id`: a run never resumes an earlier run's files.
+    fn open(&self, backend: Backend, id: u64) -> Result<(Arc<dyn LogStore>, Option<RedbLogStore>)> {
+        match self {
+            Self::Memory => Ok((Arc::new(MemLogStore::new()), None)),
+            Self::Redb(dir) => {
+                let path = node_file(dir, backend, id);
+                if path.exists() {
+                    std::fs::remove_file(&path).map_err(|e| {
+                        raftengine::Error::new(raftengine::ErrorKind::Storage)
+                            .with_context(format!("cannot remove the old {}", path.display()))
+                            .with_source(e)
+                    })?;
+                }
+                let file = RedbLogStore::open(&path)?;
+                Ok((Arc::new(file.group(1)), Some(file)))
+            }
+        }
+    }
+}
+
+/// The log file of node `id` of `backend` in `dir`.
+pub fn node_file(dir: &Path, backend: Backend, id: u64) -> PathBuf {
+    dir.join(format!("raftkv-{}-node{id}.redb", backend.name()))
+}
 
 /// The Raft library under an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +107,8 @@ pub struct Cluster {
     backend: Backend,
     network: MemNetwork,
     voters: Vec<u64>,
-    stores: BTreeMap<u64, MemLogStore>,
+    stores: BTreeMap<u64, Arc<dyn LogStore>>,
+    files: Vec<RedbLogStore>,
     nodes: BTreeMap<u64, Node>,
     lease_stats_of_stopped: kv_lease::LeaseStats,
     lease_config: LeaseConfig,
@@ -70,13 +116,14 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts `size` voters with a simulated round trip of `rtt`, each with a lease configured
-    /// by `lease_config`.
+    /// by `lease_config` and its log kept as `storage` says.
     pub async fn start(
         backend: Backend,
         size: u64,
         rtt: Duration,
         seed: u64,
         lease_config: LeaseConfig,
+        storage: &Storage,
     ) -> Result<Self> {
         let network = MemNetwork::new(seed);
         network.set_default_faults(LinkFaults {
@@ -84,11 +131,19 @@ impl Cluster {
             ..LinkFaults::default()
         });
         let voters: Vec<u64> = (1..=size).collect();
+        let mut stores = BTreeMap::new();
+        let mut files = Vec::new();
+        for &id in &voters {
+            let (store, file) = storage.open(backend, id)?;
+            stores.insert(id, store);
+            files.extend(file);
+        }
         let mut cluster = Self {
             backend,
             network,
             voters: voters.clone(),
-            stores: voters.iter().map(|&id| (id, MemLogStore::new())).collect(),
+            stores,
+            files,
             nodes: BTreeMap::new(),
             lease_stats_of_stopped: kv_lease::LeaseStats::default(),
             lease_config,
@@ -104,7 +159,8 @@ impl Cluster {
         // A restarted node starts from an empty state machine and rebuilds it from the store,
         // exactly as a process that lost its memory would.
         let state = SharedStateMachine::new(KvStateMachine::new());
-        let store: Arc<dyn LogStore> = Arc::new(self.stores[&id].clone());
+        // A restart keeps the node's store open, as the durable files (or memory) survive.
+        let store = Arc::clone(&self.stores[&id]);
         let transport: Arc<dyn Transport> = Arc::new(self.network.transport(id));
         let engine = self
             .backend
@@ -114,6 +170,11 @@ impl Cluster {
         let kv = KvStore::new(lease, state);
         self.nodes.insert(id, Node { engine, kv });
         Ok(())
+    }
+
+    /// fsyncs issued on the nodes' log files so far (0 in memory).
+    pub fn disk_syncs(&self) -> u64 {
+        self.files.iter().map(|f| f.stats().syncs).sum()
     }
 
     /// Running nodes.

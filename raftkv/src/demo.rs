@@ -9,7 +9,7 @@ use bytes::Bytes;
 use kv_lease::{LeaseConfig, LeaseStats};
 
 use crate::cli::Options;
-use crate::cluster::{Backend, Cluster};
+use crate::cluster::{Backend, Cluster, Storage};
 use crate::report::{BackendReport, Check};
 use crate::workload::{self, ClientTotals, Mix, Router, serial_of};
 
@@ -31,12 +31,17 @@ pub async fn run(
     options: &Options,
     events: Events,
 ) -> Result<BackendReport, String> {
+    let storage = options
+        .data_dir
+        .clone()
+        .map_or(Storage::Memory, Storage::Redb);
     let mut cluster = Cluster::start(
         backend,
         3,
         options.rtt,
         options.seed,
         LeaseConfig::default(),
+        &storage,
     )
     .await
     .map_err(|e| format!("{}: starting the cluster: {e}", backend.name()))?;
@@ -63,6 +68,7 @@ pub async fn run(
         Arc::clone(&stop),
     ));
 
+    let syncs_before = cluster.disk_syncs();
     let started = Instant::now();
     let at = |fraction: f64| started + options.duration.mul_f64(fraction);
     let mut checks = Vec::new();
@@ -87,6 +93,7 @@ pub async fn run(
     let totals = clients
         .await
         .map_err(|e| format!("client task failed: {e}"))?;
+    let syncs = cluster.disk_syncs() - syncs_before;
 
     checks.push(durability_check(&cluster, &totals).await);
     checks.push(match cluster.converged(ELECTION_LIMIT).await {
@@ -107,6 +114,10 @@ pub async fn run(
     let elapsed = options.duration.as_secs_f64();
     Ok(BackendReport {
         backend: backend.name().into(),
+        storage: storage.name().into(),
+        fsync_floor: None,
+        fsyncs_per_write: (storage != Storage::Memory)
+            .then(|| syncs as f64 / totals.writes_ok.max(1) as f64),
         write_throughput: totals.writes_ok as f64 / elapsed,
         commit_latency: totals.commit.summary(),
         lease_read_latency: totals.lease_reads.summary(),

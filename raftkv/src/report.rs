@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::disk::FsyncFloor;
 use crate::stats::{ErrorCounts, LatencySummary};
 
 /// One correctness check of a run.
@@ -33,6 +34,13 @@ pub struct Overhead {
 pub struct BackendReport {
     /// `openraft` or `raftrs`.
     pub backend: String,
+    /// Where the logs lived: `memory` or `redb`.
+    pub storage: String,
+    /// The disk's single-writer floor, measured right before and after this backend's run
+    /// (the faster probe; redb only).
+    pub fsync_floor: Option<FsyncFloor>,
+    /// fsyncs on all three nodes' files per successful write during the workload (redb only).
+    pub fsyncs_per_write: Option<f64>,
     /// Successful writes (puts and conditional writes) per second.
     pub write_throughput: f64,
     /// Propose-to-applied latency of writes.
@@ -97,9 +105,26 @@ pub fn table(reports: &[BackendReport]) -> String {
             }
         })
     };
+    row("storage", &|r| r.storage.clone());
     row("write throughput", &|r| {
         format!("{:.0} ops/s", r.write_throughput)
     });
+    if reports.iter().any(|r| r.fsync_floor.is_some()) {
+        row("disk floor (4 KiB + fsync)", &|r| {
+            r.fsync_floor.map_or("-".to_string(), |f| {
+                format!("{:.0} fsync/s ({:.0} µs)", f.per_sec, f.mean_us)
+            })
+        });
+        row("durable writes / floor", &|r| {
+            r.fsync_floor.map_or("-".to_string(), |f| {
+                format!("{:.1}x", r.write_throughput / f.per_sec.max(1e-9))
+            })
+        });
+        row("fsyncs per write (3 nodes)", &|r| {
+            r.fsyncs_per_write
+                .map_or("-".to_string(), |n| format!("{n:.2}"))
+        });
+    }
     row("commit latency p50 / p99", &|r| latency(&r.commit_latency));
     row("lease read p50 / p99", &|r| latency(&r.lease_read_latency));
     row("  fast path p50 / p99", &|r| {
@@ -195,6 +220,13 @@ mod tests {
     fn report(name: &str, passed: bool) -> BackendReport {
         BackendReport {
             backend: name.into(),
+            storage: "redb".into(),
+            fsync_floor: Some(FsyncFloor {
+                per_sec: 500.0,
+                mean_us: 2000.0,
+                samples: 100,
+            }),
+            fsyncs_per_write: Some(0.5),
             write_throughput: 1234.4,
             commit_latency: LatencySummary {
                 count: 3,
@@ -231,6 +263,8 @@ mod tests {
         assert!(text.contains("99.50%"), "{text}");
         assert!(text.contains("FAILED: acked writes survive"), "{text}");
         assert!(text.contains("all 1 passed"), "{text}");
+        assert!(text.contains("500 fsync/s (2000 µs)"), "{text}");
+        assert!(text.contains("2.5x"), "{text}");
     }
 
     #[test]

@@ -195,7 +195,7 @@ pub async fn replicates_in_same_order<B: Backend>(h: &Harness<B>) -> Result<(), 
 pub async fn propose_on_follower_is_not_leader<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    for follower in others(&cluster.ids(), leader) {
+    for follower in cluster.others(leader) {
         let value = 500 + follower;
         match cluster.put(follower, KEY, value).await? {
             Ok(version) => fail!(
@@ -234,7 +234,7 @@ pub async fn propose_on_follower_is_not_leader<B: Backend>(h: &Harness<B>) -> Re
         }
     }
     cluster.wait_converged(Duration::from_secs(5)).await?;
-    for follower in others(&cluster.ids(), leader) {
+    for follower in cluster.others(leader) {
         cluster.assert_never_applied(KEY, 500 + follower, "the proposal was refused")?;
     }
     cluster.shutdown().await
@@ -247,7 +247,7 @@ pub async fn propose_during_transfer_is_transfer_in_progress<B: Backend>(
 ) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let target = others(&cluster.ids(), leader)[0];
+    let target = cluster.others(leader)[0];
     // Hold the leader's traffic to the target so the handover cannot finish yet.
     cluster.net().hold(leader, target);
     let engine = cluster.engine(leader)?;
@@ -308,7 +308,7 @@ pub async fn propose_during_transfer_is_transfer_in_progress<B: Backend>(
 pub async fn leadership_lost_mid_proposal<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let rest = others(&cluster.ids(), leader);
+    let rest = cluster.others(leader);
     cluster.isolate(leader);
     let value = 4242;
     let in_flight = {
@@ -440,7 +440,7 @@ pub async fn deposed_leader_never_serves_stale_reads<B: Backend>(
         .await?
         .map_err(|err| Failure::new(format!("first write failed: {err}")))?;
     cluster.isolate(old);
-    let rest = others(&cluster.ids(), old);
+    let rest = cluster.others(old);
     let new = cluster
         .wait_for_leader_among(&rest, cluster.election_wait())
         .await?;
@@ -483,7 +483,7 @@ pub async fn leader_loss_fires_on_step_down<B: Backend>(h: &Harness<B>) -> Resul
     let log = LossLog::attach(&engine);
     // Followers stop hearing the leader, elect another; the new leader's traffic reaches the
     // old one, which must step down.
-    for peer in others(&cluster.ids(), leader) {
+    for peer in cluster.others(leader) {
         cluster.partition_one_way(leader, peer);
     }
     cluster
@@ -539,7 +539,7 @@ pub async fn leader_loss_fires_when_isolated<B: Backend>(h: &Harness<B>) -> Resu
 pub async fn leader_loss_fires_on_transfer<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let target = others(&cluster.ids(), leader)[0];
+    let target = cluster.others(leader)[0];
     let engine = cluster.engine(leader)?;
     let log = LossLog::attach(&engine);
     let result = cluster.transfer(Some(target)).await?;
@@ -588,7 +588,7 @@ pub async fn leader_loss_fires_on_shutdown<B: Backend>(h: &Harness<B>) -> Result
 pub async fn transfer_to_live_target<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let target = others(&cluster.ids(), leader)[1];
+    let target = cluster.others(leader)[1];
     let result = cluster.transfer(Some(target)).await?;
     ensure!(
         result.as_ref().ok() == Some(&target),
@@ -636,7 +636,7 @@ async fn transfer_fails_and_cluster_recovers<B: Backend>(
             |c| c.statuses().values().all(|s| s.transferring_to.is_none()),
         )
         .await?;
-    let rest = others(&cluster.ids(), target);
+    let rest = cluster.others(target);
     let now_leading = cluster
         .wait_for_leader_among(&rest, cluster.election_wait())
         .await?;
@@ -651,7 +651,7 @@ async fn transfer_fails_and_cluster_recovers<B: Backend>(
 pub async fn transfer_to_dead_target<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let target = others(&cluster.ids(), leader)[0];
+    let target = cluster.others(leader)[0];
     cluster.crash(target).await?;
     transfer_fails_and_cluster_recovers(&cluster, leader, target, "dead").await?;
     cluster.shutdown().await
@@ -661,7 +661,7 @@ pub async fn transfer_to_dead_target<B: Backend>(h: &Harness<B>) -> Result<(), F
 pub async fn transfer_to_isolated_target<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let target = others(&cluster.ids(), leader)[0];
+    let target = cluster.others(leader)[0];
     cluster.isolate(target);
     transfer_fails_and_cluster_recovers(&cluster, leader, target, "isolated").await?;
     cluster.heal();
@@ -706,7 +706,7 @@ pub async fn transfer_to_unknown_target_is_rejected<B: Backend>(
             "a rejected transfer must not cost the leadership"
         );
     }
-    let follower = others(&cluster.ids(), leader)[0];
+    let follower = cluster.others(leader)[0];
     let result = cluster
         .bounded(
             "transfer_leadership on a follower",
@@ -837,7 +837,7 @@ pub async fn membership_bad_requests<B: Backend>(h: &Harness<B>) -> Result<(), F
     let cluster = h.cluster(3).await?;
     let leader = leader_and_warm_up(&cluster).await?;
     let engine = cluster.engine(leader)?;
-    let follower = others(&cluster.ids(), leader)[0];
+    let follower = cluster.others(leader)[0];
     expect_rejected(
         "add_learner(existing voter)",
         cluster
@@ -879,7 +879,7 @@ pub async fn membership_bad_requests<B: Backend>(h: &Harness<B>) -> Result<(), F
         ),
     }
     // A change that cannot commit (followers unreachable) is pending; a second one is refused.
-    for peer in others(&cluster.ids(), leader) {
+    for peer in cluster.others(leader) {
         cluster.partition(leader, peer);
     }
     let pending = {
@@ -925,7 +925,7 @@ pub async fn snapshot_catch_up<B: Backend>(h: &Harness<B>) -> Result<(), Failure
     let spec = ClusterSpec::new(3).with_config(|config| config.snapshot_after_entries = 0);
     let cluster = h.cluster_with(spec, h.seed()).await?;
     let leader = leader_and_warm_up(&cluster).await?;
-    let lagging = others(&cluster.ids(), leader)[0];
+    let lagging = cluster.others(leader)[0];
     cluster.wait_converged(Duration::from_secs(5)).await?;
     let lagging_last = cluster.engine(lagging)?.status().last_log_index;
     cluster.isolate(lagging);
@@ -998,14 +998,14 @@ pub async fn crash_restart_keeps_acked_writes<B: Backend>(h: &Harness<B>) -> Res
         acked.push((key, key * 10));
     }
     cluster.crash(leader).await?;
-    let rest = others(&cluster.ids(), leader);
+    let rest = cluster.others(leader);
     cluster.wait_for_leader_among(&rest, wait).await?;
     for key in 110..120u64 {
         cluster.put_via_leader(key, key * 10, wait).await?;
         acked.push((key, key * 10));
     }
     cluster.restart(leader).await?;
-    let follower = others(&cluster.ids(), cluster.leader().unwrap_or(leader))[0];
+    let follower = cluster.others(cluster.leader().unwrap_or(leader))[0];
     cluster.crash(follower).await?;
     cluster.restart(follower).await?;
     for key in 120..125u64 {
@@ -1054,7 +1054,7 @@ pub async fn no_call_hangs_past_deadline<B: Backend>(h: &Harness<B>) -> Result<(
     for id in cluster.ids() {
         let engine = cluster.engine(id)?;
         let other = if id == leader {
-            others(&cluster.ids(), id)[0]
+            cluster.others(id)[0]
         } else {
             leader
         };
@@ -1236,10 +1236,12 @@ pub async fn quorum_ack_is_anchored_at_send_time<B: Backend>(
 ) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let delay = Duration::from_millis(20);
-    cluster.net().set_default_faults(raftengine::LinkFaults {
-        delay,
-        ..raftengine::LinkFaults::default()
-    });
+    cluster
+        .net()
+        .set_default_faults(raftengine::sim::LinkFaults {
+            delay,
+            ..raftengine::sim::LinkFaults::default()
+        });
     let leader = leader_and_warm_up(&cluster).await?;
     let engine = cluster.engine(leader)?;
     let clock = engine.clock();
@@ -1274,7 +1276,7 @@ pub async fn quorum_ack_is_anchored_at_send_time<B: Backend>(
             );
             samples += 1;
         }
-        for follower in others(&cluster.ids(), leader) {
+        for follower in cluster.others(leader) {
             let ack = cluster.engine(follower)?.quorum_ack();
             ensure!(
                 ack.is_none(),

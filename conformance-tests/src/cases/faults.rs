@@ -1,5 +1,5 @@
 //! Randomized fault schedules: concurrent clients run against the cluster while a seeded
-//! injector applies faults from the fault table (`research/testing.md` §3.8), then everything
+//! injector applies faults from the fault table (`docs/conformance.md`), then everything
 //! heals; the history must be linearizable and the cluster must converge and stay live.
 //!
 //! Seeds: [`crate::harness::seeds`] (`SEED=<n>` replays one, `CONFORMANCE_SEEDS=<n>` runs more).
@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use raftengine::{LinkFaults, NodeId};
+use raftengine::NodeId;
+use raftengine::sim::LinkFaults;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -268,8 +269,10 @@ impl<B: Backend> Injector<B> {
             Fault::MembershipChange => self.change_membership(leader).await?,
             Fault::ClockDrift => {
                 let node = *ids.choose(&mut self.rng).expect("a node");
-                let bound = self.cluster.config().max_clock_drift;
-                let rate = 1.0 + self.rng.gen_range(-bound..=bound);
+                // The bound is on the rate difference between any two nodes: each node stays
+                // within half of it around the true rate.
+                let half = self.cluster.config().max_clock_drift / 2.0;
+                let rate = 1.0 + self.rng.gen_range(-half..=half);
                 self.cluster.clock(node)?.set_rate(rate);
                 self.note(format!("clock of node {node} runs at {rate:.4}"));
             }
@@ -304,7 +307,7 @@ impl<B: Backend> Injector<B> {
             self.note(format!("added learner {new}; promote refused: {err}"));
             return Ok(());
         }
-        let voters = engine.status().membership.voters;
+        let voters = engine.status().membership.voters.clone();
         let running = self.cluster.running();
         let candidates: Vec<NodeId> = voters
             .into_iter()
@@ -443,14 +446,16 @@ async fn run_seed<B: Backend>(
     if scenario.expect_violation {
         return match verdict {
             Ok(()) => Err(with_log(Failure::new(format!(
-                "the checker found nothing wrong in a history with unchecked local reads                  ({summary}): the suite could not see a stale read, so it cannot see lease bugs"
+                "the checker found nothing wrong in a history with unchecked local reads \
+                 ({summary}): the suite could not see a stale read, so it cannot see lease bugs"
             )))),
             Err(problem) => {
                 // The search alone (without the oracles) must see it too.
                 let search = checker::check(&history, &CheckOptions::default());
                 if search.is_linearizable() {
                     return Err(with_log(Failure::new(format!(
-                        "the oracles caught the unchecked local reads but the linearizability                          search accepted the history ({summary}): {problem}"
+                        "the oracles caught the unchecked local reads but the linearizability \
+                 search accepted the history ({summary}): {problem}"
                     ))));
                 }
                 let first = problem.lines().take(3).collect::<Vec<_>>().join(" / ");

@@ -1,5 +1,5 @@
 //! A seeded random walk over every event the lease reacts to, checked against a reference
-//! model of the DESIGN's safety rule after every read:
+//! model of the lease safety rule (`docs/leases.md`) after every read:
 //!
 //! a read may be served on the fast path at `now` only if the node leads, no transfer runs, the
 //! current term's first entry is applied, and some anchor of the current term — a successful

@@ -307,8 +307,8 @@ async fn a_voter_set_change_invalidates() {
         "an unchanged membership keeps the lease"
     );
     engine.update(|s| {
-        s.membership.voters.insert(2);
-        s.membership.voters.insert(3);
+        std::sync::Arc::make_mut(&mut s.membership).voters.insert(4);
+        std::sync::Arc::make_mut(&mut s.membership).voters.insert(5);
     });
     lease.observe_status();
     assert_eq!(lease.check(), Err(MissReason::Invalidated));
@@ -321,7 +321,9 @@ async fn a_voter_set_change_invalidates() {
     // A learner joining does not change the voters.
     assert_eq!(path(&lease).await, ReadPath::Slow);
     engine.update(|s| {
-        s.membership.learners.insert(4);
+        std::sync::Arc::make_mut(&mut s.membership)
+            .learners
+            .insert(6);
     });
     assert_eq!(path(&lease).await, ReadPath::Fast);
     lease.observe_status();

@@ -94,3 +94,33 @@ async fn an_unknown_group_is_rejected() {
     assert!(leases.read_groups(&[10, 99], || ()).await.is_err());
     assert_eq!(leases.groups().copied().collect::<Vec<_>>(), vec![10, 20]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_group_fenced_fast_is_still_valid_when_the_read_runs() {
+    let (a, b, leases) = two_groups();
+    leases.read_all(|| ()).await.unwrap();
+    let lease_a = leases.lease(&10).unwrap().clone();
+    // Let group 10's lease run down to its last few milliseconds, and make group 20 slow:
+    // group 20's round outlasts what is left of group 10's lease.
+    let expiry = lease_a.state().expires_at().unwrap();
+    tokio::time::advance(expiry - now() - 5 * MS).await;
+    assert_eq!(lease_a.check(), Ok(()));
+    leases
+        .lease(&20)
+        .unwrap()
+        .invalidate(crate::InvalidationCause::LeaderLoss);
+    b.set_read_delay(40 * MS);
+    let outcome = leases
+        .read_groups(&[10, 20], || lease_a.check())
+        .await
+        .unwrap();
+    let fast_10 = outcome.paths.contains(&(10, ReadPath::Fast));
+    assert!(
+        !fast_10 || outcome.value.is_ok(),
+        "group 10 counted as fenced on its fast path, but its lease ran out before the read: \
+         {:?} (paths {:?})",
+        outcome.value,
+        outcome.paths
+    );
+    assert!(a.read_calls() >= 1);
+}

@@ -1,4 +1,6 @@
-//! Transfers suspend the lease; after an abort only anchors after the abort grant again.
+//! Transfers suspend the lease; after an abort nothing in the same term grants one again (a
+//! late trigger message can still force an election that ignores the followers' vote refusal),
+//! and the next term starts afresh.
 
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ async fn the_fast_path_refuses_while_a_transfer_runs() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn after_an_abort_only_a_later_acknowledgement_grants() {
+async fn after_an_abort_nothing_in_that_term_grants() {
     let (engine, lease) = leader();
     warm(&lease).await;
     engine.set_transferring(Some(2));
@@ -58,9 +60,16 @@ async fn after_an_abort_only_a_later_acknowledgement_grants() {
         sent_at: aborted_at,
     }));
     assert!(!lease.renew_from_ack());
-    assert_eq!(lease.check(), Err(MissReason::Invalidated));
+    assert_eq!(lease.check(), Err(MissReason::Transferring));
     assert!(before_abort < aborted_at);
-    // One sent after the abort does.
+    // Nor does one sent after the abort, in the same term.
+    tokio::time::advance(MS).await;
+    engine.ack_now();
+    assert!(!lease.renew_from_ack());
+    assert_eq!(lease.check(), Err(MissReason::Transferring));
+    // The next term starts afresh.
+    engine.make_leader(2);
+    lease.observe_status();
     tokio::time::advance(MS).await;
     engine.ack_now();
     assert!(lease.renew_from_ack());
@@ -68,7 +77,7 @@ async fn after_an_abort_only_a_later_acknowledgement_grants() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_transfer_wrapper_suspends_first_and_an_abort_needs_a_fresh_anchor() {
+async fn the_transfer_wrapper_suspends_first_and_an_abort_ends_leases_for_the_term() {
     let (engine, lease) = leader();
     warm(&lease).await;
     engine.set_transfer_plan(TransferPlan::Abort { after: 100 * MS });
@@ -94,7 +103,15 @@ async fn the_transfer_wrapper_suspends_first_and_an_abort_needs_a_fresh_anchor()
             .invalidations_for(InvalidationCause::TransferAborted),
         1
     );
-    // A read now runs a round that started after the abort: that grants.
+    // Rounds after the abort succeed but grant nothing for the rest of the term.
+    assert_eq!(path(&lease).await, ReadPath::Slow);
+    assert_eq!(path(&lease).await, ReadPath::Slow);
+    assert_eq!(
+        lease.stats().round_renewals,
+        1,
+        "only the warm-up round granted"
+    );
+    engine.make_leader(2);
     assert_eq!(path(&lease).await, ReadPath::Slow);
     assert_eq!(path(&lease).await, ReadPath::Fast);
 }
@@ -171,8 +188,26 @@ async fn a_transfer_that_started_and_ended_unobserved_still_ends_the_lease() {
     }));
     assert!(!lease.renew_from_ack());
     assert_ne!(lease.check(), Ok(()));
+    // Nor does a later one: the transfer happened in this term.
     tokio::time::advance(MS).await;
     engine.ack_now();
-    assert!(lease.renew_from_ack());
-    assert_eq!(lease.check(), Ok(()));
+    assert!(!lease.renew_from_ack());
+    assert_eq!(lease.check(), Err(MissReason::Transferring));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_transfer_leaves_the_lease_alone() {
+    let (engine, lease) = leader();
+    warm(&lease).await;
+    let err = lease.transfer_leadership(Some(1)).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Rejected(_)), "{err}");
+    assert_eq!(
+        lease.check(),
+        Ok(()),
+        "nothing started, so nothing to suspect"
+    );
+    engine.step_down(2, Some(2), raftengine::LossCause::SteppedDown);
+    let err = lease.transfer_leadership(Some(2)).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::NotLeader { .. }), "{err}");
+    assert_eq!(engine.status().transfers_started, 0);
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +12,11 @@ use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::errors::InitializeError;
 use openraft::{EmptyNode, LinearizerOption};
+use raftengine::adapter::{LeadershipTracker, with_deadline};
 use raftengine::{
-    Applied, Capabilities, Clock, Config, Engine, Error, ErrorKind, LeaderLossCallback,
-    LeadershipTracker, LogStore, Membership, NodeId, QuorumAck, ReadIndex, Result, Role,
-    SharedStateMachine, SnapshotInfo, StateMachine, Status, Subscription, Timing, TokioClock,
-    Transport, with_deadline,
+    Applied, Capabilities, Clock, Config, Engine, Error, ErrorKind, LeaderLossCallback, LogStore,
+    Membership, NodeId, QuorumAck, ReadIndex, Result, Role, SharedStateMachine, SnapshotInfo,
+    StateMachine, Status, Subscription, Timing, TokioClock, Transport,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,13 +24,16 @@ use tokio::task::JoinHandle;
 mod membership;
 mod transfer;
 
+/// How long `shutdown` waits for openraft's core (and then each of our tasks) to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 use crate::budget::InFlight;
 use crate::errors::{is_lease_expired, map_error};
 use crate::network::{InboundHandler, NetworkFactory};
 use crate::settings::{openraft_config, timing};
 use crate::status::{StatusShared, follow_metrics, membership_of, quorum_ack_age, status_of};
 use crate::storage::{LogStorage, StateMachineStore};
-use crate::types::{Command, Raft, engine_index, engine_index_of, term_of};
+use crate::types::{Command, Raft, engine_index, engine_index_of, seeded, term_of};
 
 /// A Raft node on openraft `=0.10.0-alpha.37`, driven through the [`Engine`] contract.
 ///
@@ -63,6 +66,8 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Bytes of this node's proposals that have not been answered yet.
     in_flight: Arc<AtomicUsize>,
+    /// Set once the user's state machine panicked: the node is stopped for good (`Fatal`).
+    sm_panicked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl fmt::Debug for OpenraftEngine {
@@ -72,6 +77,12 @@ impl fmt::Debug for OpenraftEngine {
             .field("status", &*self.inner.shared.status.borrow())
             .finish()
     }
+}
+
+/// The contract's answer once the user's state machine panicked.
+fn sm_panic() -> Error {
+    Error::new(ErrorKind::Fatal)
+        .with_context("the user's state machine panicked; the node stopped and must be restarted")
 }
 
 fn storage_error(context: &str, err: impl fmt::Display) -> Error {
@@ -122,11 +133,15 @@ impl OpenraftEngine {
             .map_err(|e| {
             storage_error("restoring the state machine from the stored snapshot", e)
         })?;
+        let sm_panicked = state_machine.panic_flag();
         let log = LogStorage::new(Arc::clone(&store));
         let network = NetworkFactory::new(Arc::clone(&transport), config.rpc_timeout);
-        let raft = Raft::new(id, Arc::new(native), network, log, state_machine)
-            .await
-            .map_err(map_error)?;
+        let raft = seeded(
+            config.seed,
+            Raft::new(id, Arc::new(native), network, log, state_machine),
+        )
+        .await
+        .map_err(map_error)?;
 
         let refuse_votes_until = (!pristine).then(|| clock.now() + timing.vote_refusal_window);
         transport.serve(Arc::new(InboundHandler::new(
@@ -152,15 +167,12 @@ impl OpenraftEngine {
             }
         }
 
-        let initial = status_of(&raft.metrics().borrow_watched(), None, 0);
-        let shared = Arc::new(StatusShared {
-            status: watch::Sender::new(initial),
-            transferring_to: Mutex::new(None),
-            transfers_started: AtomicU64::new(0),
-            transfer_started: Mutex::new(None),
-            tracker: LeadershipTracker::new(),
-            lease: timing.vote_refusal_window,
-        });
+        let initial = status_of(&raft.metrics().borrow_watched());
+        let shared = Arc::new(StatusShared::new(
+            initial,
+            LeadershipTracker::new(),
+            timing.vote_refusal_window,
+        ));
         let (stopping, stop_rx) = watch::channel(false);
         let follower = tokio::spawn(follow_metrics(Arc::clone(&shared), raft.metrics(), stop_rx));
 
@@ -177,11 +189,19 @@ impl OpenraftEngine {
                 shutdown_done: tokio::sync::Mutex::new(false),
                 tasks: Mutex::new(vec![follower]),
                 in_flight: Arc::new(AtomicUsize::new(0)),
+                sm_panicked,
             }),
         })
     }
 
     fn check_running(&self) -> Result<()> {
+        if self
+            .inner
+            .sm_panicked
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(sm_panic());
+        }
         if *self.inner.stopping.borrow() {
             return Err(Error::shutdown());
         }
@@ -196,9 +216,22 @@ impl OpenraftEngine {
     ) -> Result<T> {
         self.check_running()?;
         let mut stopping = self.inner.stopping.subscribe();
-        tokio::select! {
+        let result = tokio::select! {
             result = with_deadline(limit, operation) => result,
             _ = stopping.wait_for(|stopping| *stopping) => Err(Error::shutdown()),
+        };
+        // openraft reports a panic of the user's state machine as a storage failure.
+        match result {
+            Err(err)
+                if err.kind() == &ErrorKind::Storage
+                    && self
+                        .inner
+                        .sm_panicked
+                        .load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                Err(sm_panic())
+            }
+            other => other,
         }
     }
 
@@ -268,47 +301,37 @@ impl Engine for OpenraftEngine {
     /// Proposes through openraft's `client_write` under `Config::request_timeout`.
     ///
     /// openraft has no uncommitted-size limit; the adapter approximates
-    /// `Config::max_uncommitted_bytes` by the bytes of this node's proposals still awaiting an
-    /// answer, and refuses a proposal that would exceed it with `Busy` (nothing appended).
+    /// `Config::max_uncommitted_bytes` by the bytes of this node's proposals that openraft has
+    /// not answered yet, and refuses a proposal that would exceed it with `Busy` (nothing
+    /// appended). A proposal keeps its share of that budget until openraft answers it (applied,
+    /// discarded, or the node stopped), not merely until its caller stops waiting: an entry
+    /// still in openraft's pipeline after a timeout still counts.
     async fn propose(&self, command: Bytes) -> Result<Applied> {
         self.check_running()?;
         self.inner.config.check_command_size(command.len())?;
-        let _in_flight = InFlight::reserve(
+        let in_flight = InFlight::reserve(
             &self.inner.in_flight,
             command.len(),
             self.inner.config.max_uncommitted_bytes,
         )?;
         let raft = self.inner.raft.clone();
         let first_ack_wait = self.inner.config.heartbeat_interval * 2;
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        // openraft answers every write it accepted (or drops the answer when it stops), so this
+        // task ends, releasing the budget, once openraft is done with the entry.
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let _ = answer_tx.send(write(raft, command, first_ack_wait).await);
+        });
         let response = self
             .guarded(self.inner.config.request_timeout, async move {
-                let command = Command(command.to_vec());
-                match raft.client_write(command.clone()).await {
-                    Err(native) if is_lease_expired(&native) => {
-                        // A leader elected a moment ago has no quorum acknowledgement yet and
-                        // openraft refuses writes until its first heartbeat round answers.
-                        // Give that round a moment instead of failing a healthy new leader; an
-                        // isolated leader gets no ack and still fails, two heartbeats later.
-                        let acked = raft
-                            .wait(Some(first_ack_wait))
-                            .metrics(
-                                |m| quorum_ack_age(m).is_some(),
-                                "first quorum acknowledgement of this leader",
-                            )
-                            .await;
-                        if acked.is_err() {
-                            return Err(map_error(native));
-                        }
-                        raft.client_write(command).await.map_err(map_error)
-                    }
-                    result => result.map_err(map_error),
-                }
+                answer_rx.await.unwrap_or_else(|_| Err(Error::shutdown()))
             })
             .await?;
         Ok(Applied {
             index: engine_index(response.log_id.index()),
             term: term_of(&response.log_id),
-            response: Bytes::from(response.data.0),
+            response: response.data.0,
         })
     }
 
@@ -339,31 +362,28 @@ impl Engine for OpenraftEngine {
     }
 
     /// The newest quorum-acknowledged send time of this leader's current term, converted to
-    /// the engine's clock. `None` while a transfer runs, and for acks sent before a transfer
-    /// this node started in the same term (the transfer disabled the followers' vote refusal).
+    /// the engine's clock. `None` while a transfer runs and for the rest of any term in which
+    /// this node started one: every voter that received openraft's `TransferLeader` keeps its
+    /// vote refusal off for that term.
     fn quorum_ack(&self) -> Option<QuorumAck> {
-        if self.inner.shared.transferring_to().is_some() {
-            return None;
-        }
+        // Sampled before the age is measured, so the anchor errs early (the safe direction).
+        let now = self.inner.clock.now();
         let (term, age) = {
             let receiver = self.inner.raft.metrics();
             let metrics = receiver.borrow_watched();
             (metrics.current_term, quorum_ack_age(&metrics)?)
         };
-        let now = self.inner.clock.now();
-        let sent_at = now.checked_sub(age).unwrap_or(now);
-        let transfer = *self
-            .inner
-            .shared
-            .transfer_started
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((transfer_term, started)) = transfer
-            && transfer_term == term
-            && sent_at <= started
-        {
+        let transfer = self.inner.shared.transfer();
+        if transfer.target.is_some() || transfer.term == Some(term) {
             return None;
         }
+        let membership = &self.inner.shared.status.borrow().membership;
+        if membership.voters.len() == 1 && membership.voters.contains(&self.inner.id) {
+            // The only voter: nobody else can be elected, so leadership is proven now. openraft
+            // refreshes its own ack time only when it writes, so its age would grow idle.
+            return Some(QuorumAck { term, sent_at: now });
+        }
+        let sent_at = now.checked_sub(age)?;
         Some(QuorumAck { term, sent_at })
     }
 
@@ -418,11 +438,20 @@ impl Engine for OpenraftEngine {
             .tracker
             .lost(raftengine::LossCause::Shutdown);
         self.inner.transport.stop_serving();
-        let stopped = self.inner.raft.shutdown().await;
+        // openraft joins its core, which waits for the state machine and the log store: a stuck
+        // `apply` (or an application holding the state machine's lock) would hold shutdown
+        // forever. Past the grace period the engine reports itself stopped and says why.
+        let stopped = tokio::time::timeout(SHUTDOWN_GRACE, self.inner.raft.shutdown()).await;
         let tasks: Vec<_> =
             std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for task in tasks {
-            let _ = task.await;
+        for mut task in tasks {
+            // Our own tasks watch `stopping`; one that does not end in time is aborted.
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         self.inner.shared.status.send_modify(|status| {
             status.role = Role::Shutdown;
@@ -430,17 +459,45 @@ impl Engine for OpenraftEngine {
             status.transferring_to = None;
         });
         *done = true;
-        stopped.map_err(|e| {
-            Error::new(ErrorKind::Fatal).with_context(format!("openraft's core task failed: {e}"))
-        })
+        match stopped {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::new(ErrorKind::Fatal)
+                .with_context(format!("openraft's core task failed: {e}"))),
+            Err(_) => Err(Error::timeout(SHUTDOWN_GRACE).with_context(
+                "openraft's core did not stop within the shutdown grace period: a state-machine \
+                 apply or a log-store call is stuck; the node serves nothing from now on",
+            )),
+        }
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            leadership_transfer: true,
-            membership_change: true,
-            snapshots: true,
-            quorum_ack: true,
+        Capabilities::ALL
+    }
+}
+
+/// One `client_write`, retried once for a leader elected a moment ago: it has no quorum
+/// acknowledgement yet and openraft refuses writes until its first heartbeat round answers. An
+/// isolated leader gets no ack and still fails, two heartbeats later.
+async fn write(
+    raft: Raft,
+    command: Bytes,
+    first_ack_wait: Duration,
+) -> Result<openraft::raft::ClientWriteResponse<crate::types::TypeConfig>> {
+    let command = Command(command);
+    match raft.client_write(command.clone()).await {
+        Err(native) if is_lease_expired(&native) => {
+            let acked = raft
+                .wait(Some(first_ack_wait))
+                .metrics(
+                    |m| quorum_ack_age(m).is_some(),
+                    "first quorum acknowledgement of this leader",
+                )
+                .await;
+            if acked.is_err() {
+                return Err(map_error(native));
+            }
+            raft.client_write(command).await.map_err(map_error)
         }
+        result => result.map_err(map_error),
     }
 }

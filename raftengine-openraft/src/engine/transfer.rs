@@ -36,30 +36,22 @@ impl OpenraftEngine {
         if !membership.voters.contains(&target) {
             return Err(Error::rejected(RejectReason::UnknownNode(target)));
         }
-        if let Some(running) = self.inner.shared.transferring_to() {
-            return Err(Error::transfer_in_progress(Some(running)));
-        }
-
-        *self
+        // openraft's own term, not the published status: the status may lag the core.
+        let term = self.inner.raft.metrics().borrow_watched().current_term;
+        let _transfer = self
             .inner
             .shared
-            .transfer_started
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) =
-            Some((self.status().term, self.inner.clock.now()));
-        self.inner.shared.set_transferring_to(Some(target));
+            .begin_transfer(target, term)
+            .map_err(|running| Error::transfer_in_progress(Some(running)))?;
         let raft = self.inner.raft.clone();
-        let result = self
-            .guarded(self.inner.config.request_timeout, async move {
-                raft.trigger()
-                    .transfer_leader(target)
-                    .await
-                    .map_err(map_error)?;
-                self.wait_for_leader(target).await
-            })
-            .await;
-        self.inner.shared.set_transferring_to(None);
-        result
+        self.guarded(self.inner.config.request_timeout, async move {
+            raft.trigger()
+                .transfer_leader(target)
+                .await
+                .map_err(map_error)?;
+            self.wait_for_leader(target).await
+        })
+        .await
     }
 
     /// The most up-to-date voter other than this node, by replication progress.

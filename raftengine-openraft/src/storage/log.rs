@@ -48,9 +48,24 @@ impl LogStorage {
         let mut state = self.hard_state()?;
         change(&mut state);
         let bytes = encode(&state).map_err(io_error)?;
-        self.store
-            .save_hard_state(Bytes::from(bytes))
-            .map_err(io_error)
+        write(&*self.store, || {
+            self.store.save_hard_state(Bytes::from(bytes))
+        })
+        .map_err(io_error)
+    }
+}
+
+/// Runs a store write, which may wait for a disk sync. On a multi-thread runtime the worker
+/// first hands its other tasks to another thread (`block_in_place`), so a slow disk stalls this
+/// node only, never other engines or client I/O sharing the runtime. Current-thread runtimes
+/// (the paused-clock suite) and stores that never block are called directly.
+pub(super) fn write<T>(store: &dyn LogStore, f: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread && store.may_block() {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }
 
@@ -146,7 +161,7 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
                 })
             })
             .collect::<io::Result<Vec<_>>>()?;
-        self.store.append(&stored).map_err(io_error)?;
+        write(&*self.store, || self.store.append(&stored)).map_err(io_error)?;
         callback.io_completed(Ok(()));
         Ok(())
     }
@@ -154,12 +169,11 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         // Keep `..=last_log_id`: drop engine indexes from (openraft index + 1) + 1 on.
         let from = last_log_id.map_or(1, |id| engine_index(id.index()) + 1);
-        self.store.truncate_from(from).map_err(io_error)
+        write(&*self.store, || self.store.truncate_from(from)).map_err(io_error)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.store
-            .purge_to(engine_index(log_id.index()), term_of(&log_id))
-            .map_err(io_error)
+        let (index, term) = (engine_index(log_id.index()), term_of(&log_id));
+        write(&*self.store, || self.store.purge_to(index, term)).map_err(io_error)
     }
 }

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use raftengine::{LogStore, SharedStateMachine, StateMachine, StoredSnapshot};
 
 use super::io_error;
+use super::log::write;
 use crate::codec::{decode, encode};
 use crate::types::{
     LogId, Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, engine_index,
@@ -40,9 +42,17 @@ struct Shared {
     /// Updated while the user's state machine lock is held (lock order: user, then this), so a
     /// snapshot always pairs the user's state with the position it reflects.
     applied: Mutex<Applied>,
+    /// Set when the user's state machine panicked: openraft reports it as a storage failure,
+    /// and the engine turns that into the contract's `Fatal`.
+    panicked: Arc<AtomicBool>,
 }
 
 impl Shared {
+    fn user_panicked(&self, what: &str) -> io::Error {
+        self.panicked.store(true, Ordering::SeqCst);
+        user_panicked(what)
+    }
+
     fn applied(&self) -> MutexGuard<'_, Applied> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -84,6 +94,7 @@ impl StateMachineStore {
         user: SharedStateMachine<dyn StateMachine>,
         store: Arc<dyn LogStore>,
     ) -> io::Result<Self> {
+        let panicked = Arc::new(AtomicBool::new(false));
         let mut applied = Applied::default();
         if let Some(snapshot) = store.snapshot().map_err(io_error)? {
             let meta: SnapshotMeta = decode(&snapshot.meta.membership).map_err(io_error)?;
@@ -101,8 +112,14 @@ impl StateMachineStore {
                 user,
                 store,
                 applied: Mutex::new(applied),
+                panicked,
             }),
         })
+    }
+
+    /// The flag that tells a panic of the user's state machine apart from a storage failure.
+    pub(crate) fn panic_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.shared.panicked)
     }
 
     fn apply_one(
@@ -116,8 +133,8 @@ impl StateMachineStore {
             EntryPayload::Normal(command) => {
                 let (index, term) = (engine_index(log_id.index()), term_of(&log_id));
                 let bytes = catch_unwind(AssertUnwindSafe(|| sm.apply(index, term, &command.0)))
-                    .map_err(|_| user_panicked("apply"))?;
-                Response(bytes.to_vec())
+                    .map_err(|_| self.shared.user_panicked("apply"))?;
+                Response(bytes)
             }
             EntryPayload::Membership(membership) => {
                 self.shared.applied().membership = StoredMembership::new(Some(log_id), membership);
@@ -165,13 +182,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let record = stored_snapshot(meta, snapshot.clone())?;
         let sm = &mut *self.shared.user.lock();
         catch_unwind(AssertUnwindSafe(|| sm.restore(&snapshot)))
-            .map_err(|_| user_panicked("restore"))?
+            .map_err(|_| self.shared.user_panicked("restore"))?
             .map_err(io_error)?;
         *self.shared.applied() = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        self.shared.store.install_snapshot(record).map_err(io_error)
+        let store = &*self.shared.store;
+        write(store, || store.install_snapshot(record)).map_err(io_error)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
@@ -194,17 +212,16 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             let sm = self.shared.user.lock();
             let applied = self.shared.applied().clone();
             let data = catch_unwind(AssertUnwindSafe(|| sm.snapshot()))
-                .map_err(|_| user_panicked("snapshot"))?;
+                .map_err(|_| self.shared.user_panicked("snapshot"))?;
             (data, applied)
         };
         let meta = SnapshotMeta {
             last_log_id: applied.last_applied,
             last_membership: applied.membership,
         };
-        self.shared
-            .store
-            .save_snapshot(stored_snapshot(&meta, data.clone())?)
-            .map_err(io_error)?;
+        let record = stored_snapshot(&meta, data.clone())?;
+        let store = &*self.shared.store;
+        write(store, || store.save_snapshot(record)).map_err(io_error)?;
         Ok(Snapshot {
             meta,
             snapshot: data,

@@ -206,23 +206,40 @@ async fn openraft_storage_suite_passes_on_a_gap_tolerant_store() {
         .expect("openraft storage suite");
 }
 
-type OnMem =
-    Suite<TypeConfig, LogStorage, StateMachineStore, Builder<MemLogStore>, Arc<dyn LogStore>>;
+type On<S> = Suite<TypeConfig, LogStorage, StateMachineStore, Builder<S>, Arc<dyn LogStore>>;
 type Case = Pin<Box<dyn Future<Output = std::io::Result<()>>>>;
 
 macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        vec![$((stringify!($case), Box::pin(async {
-            let (_store, log, sm) = Builder(MemLogStore::new).build().await.expect("build");
-            OnMem::$case(log, sm).await
+    ($make:expr; $($case:ident),* $(,)?) => {
+        vec![$((stringify!($case), Box::pin(async move {
+            let (_store, log, sm) = Builder($make).build().await.expect("build");
+            On::<S>::$case(log, sm).await
         }) as Case)),*]
     };
 }
 
+/// A fresh redb file per case. The directory is removed at once: the open store keeps using
+/// the unlinked file, and nothing is left behind when the case drops it.
+fn redb_store() -> raftengine_redb::RedbGroup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    raftengine_redb::RedbLogStore::open(dir.path().join("suite.redb"))
+        .expect("open")
+        .group(1)
+}
+
 #[tokio::test(start_paused = true)]
 async fn openraft_storage_suite_contiguous_cases_pass_on_mem_log_store() {
+    contiguous_cases(MemLogStore::new).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn openraft_storage_suite_contiguous_cases_pass_on_redb_log_store() {
+    contiguous_cases(redb_store).await;
+}
+
+async fn contiguous_cases<S: LogStore>(make: fn() -> S) {
     let mut failed = Vec::new();
-    for (name, case) in cases!(
+    for (name, case) in cases!(make;
         last_membership_in_log_initial,
         get_membership_initial,
         get_membership_from_empty_log_and_sm,
@@ -261,7 +278,7 @@ async fn openraft_storage_suite_contiguous_cases_pass_on_mem_log_store() {
             failed.push(format!("{name}: {e}"));
         }
     }
-    OnMem::transfer_snapshot(&Builder(MemLogStore::new))
+    On::<S>::transfer_snapshot(&Builder(make))
         .await
         .unwrap_or_else(|e| failed.push(format!("transfer_snapshot: {e}")));
     assert!(failed.is_empty(), "{failed:#?}");

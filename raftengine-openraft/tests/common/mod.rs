@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use raftengine::sim::MemNetwork;
 use raftengine::{
-    Config, Engine, LogStore, MemLogStore, MemNetwork, NodeId, Role, SharedStateMachine,
-    StateMachine, Status,
+    Config, Engine, LogStore, MemLogStore, NodeId, Role, SharedStateMachine, StateMachine, Status,
 };
 use raftengine_openraft::OpenraftEngine;
 use tokio::time::Instant;

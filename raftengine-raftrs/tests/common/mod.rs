@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use raftengine::sim::MemNetwork;
 use raftengine::{
-    Config, Engine, LogStore, MemLogStore, MemNetwork, NodeId, Role, SharedStateMachine,
-    StateMachine,
+    Config, Engine, LogStore, MemLogStore, NodeId, Role, SharedStateMachine, StateMachine,
 };
 use raftengine_raftrs::RaftRsEngine;
 

@@ -1,19 +1,15 @@
-//! The harness: a [`Backend`] factory a backend crate implements, a [`Harness`] handed to every
-//! case, and the [`Cluster`] of engines a case builds through it.
-//!
-//! Everything runs on tokio's paused clock on a current-thread runtime ([`run_case`] builds it):
-//! waiting out elections costs no wall time, and every wait in here has a deadline.
+//! The [`Cluster`] of engines a case builds, and its controls.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use raftengine::sim::{DriftClock, MemNetwork};
 use raftengine::{
-    Applied, Capabilities, Clock, Config, DriftClock, Engine, LogStore, MemLogStore, MemNetwork,
-    NodeId, Role, SharedStateMachine, Status, Transport,
+    Applied, Clock, Config, Engine, MemLogStore, NodeId, Role, SharedStateMachine, Status,
+    Transport,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -21,268 +17,7 @@ use tokio::time::Instant;
 use crate::checker::{FinalValue, Key, Value};
 use crate::sm::{Command, Fingerprint, Response, TestSm, Versioned};
 
-/// A boxed, sendable future: what [`Backend::start`] returns, so the trait stays usable behind
-/// generics without async-trait.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A backend under test: a factory of engines. A backend crate implements this on a small
-/// (usually zero-sized, `Default`) type in its tests and stamps the suite with
-/// [`crate::conformance_suite!`].
-///
-/// ```ignore
-/// #[derive(Default)]
-/// struct RaftRs;
-/// impl conformance_tests::Backend for RaftRs {
-///     const NAME: &'static str = "raftrs";
-///     fn capabilities(&self) -> raftengine::Capabilities { /* ... */ }
-///     fn start(&self, config, sm, store, transport, clock)
-///         -> conformance_tests::BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>> {
-///         Box::pin(async move {
-///             let engine = RaftRsEngine::start_with_clock(config, sm, store, transport, clock).await?;
-///             Ok(Arc::new(engine) as Arc<dyn Engine>)
-///         })
-///     }
-/// }
-/// conformance_tests::conformance_suite!(raftrs, RaftRs);
-/// ```
-pub trait Backend: Send + Sync + 'static {
-    /// Short name used in reports ("openraft", "raftrs").
-    const NAME: &'static str;
-
-    /// What the engines this backend starts support. Cases that need more fail with an
-    /// instruction to list them as ignored (they never pass silently).
-    fn capabilities(&self) -> Capabilities;
-
-    /// Adjusts a node's configuration before start (e.g. tick granularity). Default: none.
-    fn configure(&self, config: &mut Config) {
-        let _ = config;
-    }
-
-    /// Starts one node. The store and clock outlive the engine: a restart gets the same store
-    /// (what the crashed engine persisted) and clock, and a fresh state machine.
-    fn start(
-        &self,
-        config: Config,
-        state_machine: SharedStateMachine<TestSm>,
-        store: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-        clock: Arc<dyn Clock>,
-    ) -> BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>>;
-}
-
-/// Why a case failed. Its text says what was expected and what happened.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Failure {
-    message: String,
-    context: Vec<String>,
-}
-
-impl Failure {
-    /// A failure with a message.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            context: Vec::new(),
-        }
-    }
-
-    /// Adds a line of context (seed, phase, node statuses, ...).
-    pub fn context(mut self, context: impl Into<String>) -> Self {
-        self.context.push(context.into());
-        self
-    }
-
-    /// The main message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.message)?;
-        for line in &self.context {
-            write!(f, "\n  {line}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-/// Fails the enclosing case (returns `Err(Failure)`) unless the condition holds.
-#[macro_export]
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err($crate::Failure::new(format!($($fmt)+)));
-        }
-    };
-}
-
-/// Returns `Err(Failure)` from the enclosing case.
-#[macro_export]
-macro_rules! fail {
-    ($($fmt:tt)+) => {
-        return Err($crate::Failure::new(format!($($fmt)+)))
-    };
-}
-
-/// Capabilities a case needs; checked against [`Backend::capabilities`] before it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Needs {
-    /// Needs `transfer_leadership`.
-    pub leadership_transfer: bool,
-    /// Needs membership changes.
-    pub membership_change: bool,
-    /// Needs snapshots and snapshot install.
-    pub snapshots: bool,
-    /// Needs `quorum_ack`.
-    pub quorum_ack: bool,
-}
-
-impl Needs {
-    /// Nothing beyond the core contract.
-    pub const NOTHING: Self = Self {
-        leadership_transfer: false,
-        membership_change: false,
-        snapshots: false,
-        quorum_ack: false,
-    };
-    /// Leadership transfer.
-    pub const TRANSFER: Self = Self {
-        leadership_transfer: true,
-        ..Self::NOTHING
-    };
-    /// Membership changes.
-    pub const MEMBERSHIP: Self = Self {
-        membership_change: true,
-        ..Self::NOTHING
-    };
-    /// Snapshots.
-    pub const SNAPSHOTS: Self = Self {
-        snapshots: true,
-        ..Self::NOTHING
-    };
-    /// Quorum acknowledgements.
-    pub const QUORUM_ACK: Self = Self {
-        quorum_ack: true,
-        ..Self::NOTHING
-    };
-
-    /// Both sets together.
-    pub const fn and(self, other: Self) -> Self {
-        Self {
-            leadership_transfer: self.leadership_transfer || other.leadership_transfer,
-            membership_change: self.membership_change || other.membership_change,
-            snapshots: self.snapshots || other.snapshots,
-            quorum_ack: self.quorum_ack || other.quorum_ack,
-        }
-    }
-
-    /// The needs `capabilities` does not meet, by name.
-    pub fn missing(&self, capabilities: &Capabilities) -> Vec<&'static str> {
-        let mut missing = Vec::new();
-        if self.leadership_transfer && !capabilities.leadership_transfer {
-            missing.push("leadership_transfer");
-        }
-        if self.membership_change && !capabilities.membership_change {
-            missing.push("membership_change");
-        }
-        if self.snapshots && !capabilities.snapshots {
-            missing.push("snapshots");
-        }
-        if self.quorum_ack && !capabilities.quorum_ack {
-            missing.push("quorum_ack");
-        }
-        missing
-    }
-}
-
-/// The default seed of deterministic cases and the first seed of randomized ones.
-pub const DEFAULT_SEED: u64 = 0x5EED;
-
-/// Seeds a randomized case runs: `SEED=<n>` replays exactly one; otherwise
-/// `CONFORMANCE_SEEDS=<n>` seeds (default `default_count`) starting at [`DEFAULT_SEED`].
-pub fn seeds(default_count: u64) -> Vec<u64> {
-    if let Some(seed) = env_u64("SEED") {
-        return vec![seed];
-    }
-    let count = env_u64("CONFORMANCE_SEEDS").unwrap_or(default_count).max(1);
-    (0..count).map(|i| DEFAULT_SEED + i).collect()
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let text = std::env::var(name).ok()?;
-    let text = text.trim();
-    let parsed = match text.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse(),
-    };
-    match parsed {
-        Ok(value) => Some(value),
-        Err(_) => panic!("{name}={text:?} is not a number"),
-    }
-}
-
-/// What a case receives: the backend, the case's name and its seed. Build clusters from it.
-pub struct Harness<B: Backend> {
-    backend: Arc<B>,
-    case: &'static str,
-    seed: u64,
-}
-
-impl<B: Backend> fmt::Debug for Harness<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Harness")
-            .field("backend", &B::NAME)
-            .field("case", &self.case)
-            .field("seed", &self.seed)
-            .finish()
-    }
-}
-
-impl<B: Backend> Harness<B> {
-    /// A harness for `case` on `backend`; the seed comes from `SEED` or [`DEFAULT_SEED`].
-    pub fn new(backend: B, case: &'static str) -> Self {
-        Self {
-            backend: Arc::new(backend),
-            case,
-            seed: env_u64("SEED").unwrap_or(DEFAULT_SEED),
-        }
-    }
-
-    /// The backend.
-    pub fn backend(&self) -> &B {
-        &self.backend
-    }
-
-    /// The case being run.
-    pub fn case(&self) -> &'static str {
-        self.case
-    }
-
-    /// The seed of deterministic cases (network dice, node seeds).
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    /// Starts a cluster of `voters` nodes (ids 1..=voters) with default settings.
-    pub async fn cluster(&self, voters: u64) -> Result<Cluster<B>, Failure> {
-        self.cluster_with(ClusterSpec::new(voters), self.seed).await
-    }
-
-    /// Starts a cluster as `spec` says, with `seed` for the network and the nodes.
-    pub async fn cluster_with(&self, spec: ClusterSpec, seed: u64) -> Result<Cluster<B>, Failure> {
-        Cluster::start(Arc::clone(&self.backend), spec, seed).await
-    }
-}
+use super::*;
 
 /// How to build a cluster.
 #[derive(Debug, Clone)]
@@ -457,6 +192,17 @@ impl<B: Backend> Cluster<B> {
                 )));
             }
         };
+        let (declared, reported) = (self.inner.backend.capabilities(), engine.capabilities());
+        if declared != reported {
+            let _ = tokio::time::timeout(limit, engine.shutdown()).await;
+            return Err(Failure::new(format!(
+                "{} declares capabilities {:?} but its engine reports {:?}: the suite would \
+                 skip or run the wrong cases",
+                B::NAME,
+                declared.names(),
+                reported.names()
+            )));
+        }
         if engine.id() != id {
             return Err(Failure::new(format!(
                 "engine started for node {id} reports id {}",
@@ -516,6 +262,14 @@ impl<B: Backend> Cluster<B> {
     /// Every node ever started, running or crashed.
     pub fn ids(&self) -> Vec<NodeId> {
         lock(&self.inner.nodes).keys().copied().collect()
+    }
+
+    /// Every node ever started except `id`.
+    pub fn others(&self, id: NodeId) -> Vec<NodeId> {
+        self.ids()
+            .into_iter()
+            .filter(|&other| other != id)
+            .collect()
     }
 
     /// Nodes whose engine is running.
@@ -614,6 +368,29 @@ impl<B: Backend> Cluster<B> {
         }
     }
 
+    /// Drops node `id`'s engine handle without calling `shutdown` (store and clock are kept),
+    /// as a process that forgets to shut down would. The case must hold no other handle of
+    /// that engine. Restart it with [`Cluster::restart`].
+    pub fn abandon(&self, id: NodeId) -> Result<(), Failure> {
+        let (engine, watcher) = {
+            let mut nodes = lock(&self.inner.nodes);
+            let slot = nodes
+                .get_mut(&id)
+                .ok_or_else(|| Failure::new(format!("node {id} does not exist")))?;
+            (slot.engine.take(), slot.watcher.take())
+        };
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        match engine {
+            Some(engine) => {
+                drop(engine);
+                Ok(())
+            }
+            None => Err(Failure::new(format!("node {id} is not running"))),
+        }
+    }
+
     /// Starts node `id` again on its old store and clock, with a fresh state machine (the
     /// engine must rebuild the state from snapshot and log).
     pub async fn restart(&self, id: NodeId) -> Result<(), Failure> {
@@ -695,7 +472,7 @@ impl<B: Backend> Cluster<B> {
         self.inner.net.heal();
         self.inner
             .net
-            .set_default_faults(raftengine::LinkFaults::default());
+            .set_default_faults(raftengine::sim::LinkFaults::default());
     }
 
     /// Status of every running node.
@@ -1053,110 +830,4 @@ pub(crate) fn decode_response(
         )));
     }
     Ok(response)
-}
-
-/// Runs one case for a backend on a fresh current-thread runtime with tokio's clock paused, and
-/// panics with a full report if it fails. This is what [`crate::conformance_suite!`] calls.
-///
-/// # Panics
-/// When the case fails, or when the backend lacks a capability the case needs (stamp such a
-/// case as ignored instead; a gap must never pass silently).
-pub fn run_case<B, F, Fut>(case: &'static str, needs: Needs, backend: B, body: F)
-where
-    B: Backend,
-    F: FnOnce(Harness<B>) -> Fut,
-    Fut: Future<Output = Result<(), Failure>>,
-{
-    let missing = needs.missing(&backend.capabilities());
-    if !missing.is_empty() {
-        panic!(
-            "{}::{case} needs {missing:?}, which backend {} does not declare. A capability gap \
-             must be reported, not passed: stamp the suite with \
-             `conformance_suite!(module, Backend, ignore {{ {case}: \"reason\" }})`.",
-            B::NAME,
-            B::NAME
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("build a current-thread runtime");
-    let harness = Harness::new(backend, case);
-    let seed = harness.seed();
-    let started = std::time::Instant::now();
-    let result = runtime.block_on(async move {
-        let virtual_start = Instant::now();
-        let result = body(harness).await;
-        (result, virtual_start.elapsed())
-    });
-    drop(runtime);
-    match result {
-        (Ok(()), virtual_elapsed) => {
-            println!(
-                "{}::{case} passed ({virtual_elapsed:?} virtual, {:?} wall)",
-                B::NAME,
-                started.elapsed()
-            );
-        }
-        (Err(failure), virtual_elapsed) => panic!(
-            "{}::{case} FAILED after {virtual_elapsed:?} of virtual time (seed {seed}; replay \
-             with SEED={seed}):\n{failure}",
-            B::NAME
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn needs_name_what_is_missing() {
-        let caps = Capabilities {
-            leadership_transfer: false,
-            membership_change: true,
-            snapshots: false,
-            quorum_ack: true,
-        };
-        assert_eq!(Needs::NOTHING.missing(&caps), Vec::<&str>::new());
-        assert_eq!(
-            Needs::TRANSFER.and(Needs::SNAPSHOTS).missing(&caps),
-            vec!["leadership_transfer", "snapshots"]
-        );
-        assert_eq!(Needs::MEMBERSHIP.missing(&caps), Vec::<&str>::new());
-    }
-
-    #[test]
-    fn failure_text_carries_context() {
-        let failure = Failure::new("boom")
-            .context("seed 7")
-            .context("node 1 down");
-        assert_eq!(failure.to_string(), "boom\n  seed 7\n  node 1 down");
-        assert_eq!(failure.message(), "boom");
-    }
-
-    #[test]
-    fn response_decoding_checks_the_index() {
-        let command = Command::Put { key: 1, value: 2 };
-        let good = Applied {
-            index: 5,
-            term: 1,
-            response: Response::Written { version: 5 }.encode(),
-        };
-        assert_eq!(
-            decode_response(1, &command, &good).unwrap(),
-            Response::Written { version: 5 }
-        );
-        let wrong_index = Applied {
-            index: 6,
-            ..good.clone()
-        };
-        assert!(decode_response(1, &command, &wrong_index).is_err());
-        let garbage = Applied {
-            response: bytes::Bytes::from_static(b"\x09"),
-            ..good
-        };
-        assert!(decode_response(1, &command, &garbage).is_err());
-    }
 }

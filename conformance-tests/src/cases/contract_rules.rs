@@ -1,0 +1,242 @@
+//! Rules of the `Engine` contract about bad input and abnormal ends: an oversized command, a
+//! panicking state machine, an engine dropped without `shutdown`. (Too much uncommitted data
+//! is `backpressure`.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use raftengine::{ErrorKind, RejectReason, Role};
+
+use crate::harness::{Backend, ClusterSpec, Failure, Harness};
+use crate::sm::{Command, POISON};
+use crate::{ensure, fail};
+
+/// A command larger than `Config::max_command_bytes` is `Rejected(TooLarge)` with the size and
+/// the limit, and nothing is appended.
+pub async fn oversized_command_is_rejected_too_large<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    const LIMIT: usize = 1 << 10;
+    let spec = ClusterSpec::new(3).with_config(|config| config.max_command_bytes = LIMIT);
+    let cluster = h.cluster_with(spec, h.seed()).await?;
+    let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
+    cluster
+        .put(leader, 1, 1)
+        .await?
+        .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
+    let engine = cluster.engine(leader)?;
+    let before = engine.status().last_log_index;
+    let answer = cluster
+        .bounded(
+            "propose of an oversized command",
+            engine.propose(Bytes::from(vec![7u8; LIMIT + 1])),
+        )
+        .await?;
+    let Err(err) = answer else {
+        fail!(
+            "a command of {} bytes over a {LIMIT}-byte limit was accepted",
+            LIMIT + 1
+        );
+    };
+    ensure!(
+        err.kind()
+            == &ErrorKind::Rejected(RejectReason::TooLarge {
+                size: LIMIT + 1,
+                limit: LIMIT
+            }),
+        "an oversized command answered {err:?}, not Rejected(TooLarge {{ size: {}, limit: {LIMIT} }})",
+        LIMIT + 1
+    );
+    ensure!(
+        err.outcome() == raftengine::WriteOutcome::NotApplied,
+        "a rejected command must be not applied: {err:?}"
+    );
+    ensure!(
+        engine.status().last_log_index == before,
+        "the rejected command was appended"
+    );
+    // A command exactly at the limit is fine.
+    let at_limit = cluster
+        .bounded(
+            "propose of a command at the limit",
+            engine.propose(Bytes::from(vec![7u8; LIMIT])),
+        )
+        .await?;
+    ensure!(
+        at_limit.is_ok(),
+        "a command of exactly {LIMIT} bytes failed: {at_limit:?}"
+    );
+    cluster.shutdown().await
+}
+
+/// A state machine that panics in `apply` stops the engine with `Fatal`: the waiting proposal
+/// fails with `Fatal` within its deadline (never hangs), leader loss fires with cause `Fatal`,
+/// the status turns to `Shutdown`, and later calls fail at once.
+pub async fn state_machine_panic_is_fatal<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
+    cluster
+        .put(leader, 1, 1)
+        .await?
+        .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
+    let engine = cluster.engine(leader)?;
+    let fatal = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&fatal);
+    let _subscription = engine.on_leader_loss(Box::new(move |loss| {
+        if loss.cause == raftengine::LossCause::Fatal {
+            seen.store(true, Ordering::SeqCst);
+        }
+    }));
+    let answer = cluster
+        .bounded(
+            "propose of a command the state machine panics on",
+            engine.propose(Bytes::from_static(POISON)),
+        )
+        .await?;
+    println!("{}: a panicking apply answered {answer:?}", B::NAME);
+    match &answer {
+        Err(err) if err.kind() == &ErrorKind::Fatal => {}
+        other => fail!("a panic in apply answered {other:?}, not Fatal"),
+    }
+    cluster
+        .wait_until(
+            "the status shows the engine stopped",
+            cluster.call_limit(),
+            |_| engine.status().role == Role::Shutdown,
+        )
+        .await?;
+    ensure!(
+        fatal.load(Ordering::SeqCst),
+        "leader loss did not fire with cause Fatal"
+    );
+    let later = cluster
+        .bounded(
+            "propose after the fatal error",
+            engine.propose(Command::Put { key: 2, value: 2 }.encode()),
+        )
+        .await?;
+    ensure!(
+        matches!(&later, Err(err) if matches!(err.kind(), ErrorKind::Fatal | ErrorKind::Shutdown)),
+        "a call after the fatal error answered {later:?}"
+    );
+    // Every replica applies the same entry, so each one stops the same way; shutdown of a
+    // stopped engine still returns.
+    for id in cluster.running() {
+        let _ = cluster
+            .bounded(
+                format!("shutdown of node {id}"),
+                cluster.engine(id)?.shutdown(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Dropping the last handle of a leading engine without `shutdown` stops it like a crash:
+/// leader loss fires, it stops serving its peers (so they elect another leader), and it
+/// restarts from its store.
+pub async fn dropped_engine_stops_like_a_crash<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let wait = cluster.election_wait();
+    let old = cluster.wait_for_leader(wait).await?;
+    cluster
+        .put(old, 1, 1)
+        .await?
+        .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
+    let lost = Arc::new(AtomicBool::new(false));
+    let subscription = {
+        let engine = cluster.engine(old)?;
+        let seen = Arc::clone(&lost);
+        engine.on_leader_loss(Box::new(move |_| seen.store(true, Ordering::SeqCst)))
+    };
+    cluster.abandon(old)?;
+    ensure!(
+        cluster
+            .wait_until("leader loss after the drop", cluster.call_limit(), |_| lost
+                .load(Ordering::SeqCst))
+            .await
+            .is_ok(),
+        "dropping the engine did not fire leader loss"
+    );
+    drop(subscription);
+    let survivors: Vec<_> = cluster.ids().into_iter().filter(|&id| id != old).collect();
+    let new = cluster.wait_for_leader_among(&survivors, wait).await?;
+    cluster
+        .put(new, 1, 2)
+        .await?
+        .map_err(|err| Failure::new(format!("the survivors could not write: {err}")))?;
+    cluster.restart(old).await?;
+    cluster.wait_converged(wait).await?;
+    let value = cluster
+        .state_machine(old)?
+        .read(|sm| sm.get(1).map(|v| v.value));
+    ensure!(
+        value == Some(2),
+        "the restarted node reads {value:?} for key 1, not 2"
+    );
+    cluster.shutdown().await
+}
+
+/// Every operation a backend does not declare fails with `Unsupported` (at once, never a hang
+/// or a silent success), and `quorum_ack` without that capability always answers `None`. A
+/// backend that supports everything has nothing to show here.
+pub async fn unsupported_operations_are_unsupported<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
+    let engine = cluster.engine(leader)?;
+    let absent = raftengine::Capabilities::ALL.without(engine.capabilities());
+    let mut checked = Vec::new();
+    let expect = |what: &str, answer: raftengine::Result<()>| -> Result<(), Failure> {
+        match answer {
+            Err(err) if err.kind() == &ErrorKind::Unsupported => Ok(()),
+            other => Err(Failure::new(format!(
+                "{what} is not a declared capability, yet it answered {other:?}, not Unsupported"
+            ))),
+        }
+    };
+    if absent.leadership_transfer {
+        let answer = cluster
+            .bounded("transfer_leadership", engine.transfer_leadership(None))
+            .await?;
+        expect("transfer_leadership", answer.map(|_| ()))?;
+        checked.push("leadership_transfer");
+    }
+    if absent.membership_change {
+        let answer = cluster
+            .bounded("add_learner", engine.add_learner(99))
+            .await?;
+        expect("add_learner", answer.map(|_| ()))?;
+        let answer = cluster.bounded("promote", engine.promote(99)).await?;
+        expect("promote", answer.map(|_| ()))?;
+        let answer = cluster
+            .bounded("remove_node", engine.remove_node(99))
+            .await?;
+        expect("remove_node", answer.map(|_| ()))?;
+        checked.push("membership_change");
+    }
+    if absent.snapshots {
+        let answer = cluster.bounded("snapshot", engine.snapshot()).await?;
+        expect("snapshot", answer.map(|_| ()))?;
+        checked.push("snapshots");
+    }
+    if absent.quorum_ack {
+        cluster
+            .put(leader, 1, 1)
+            .await?
+            .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
+        ensure!(
+            engine.quorum_ack().is_none(),
+            "quorum_ack is not a declared capability, yet it reported an acknowledgement"
+        );
+        checked.push("quorum_ack");
+    }
+    println!(
+        "{}: unsupported operations checked: {checked:?} (declared: {:?})",
+        B::NAME,
+        engine.capabilities().names()
+    );
+    cluster.shutdown().await
+}

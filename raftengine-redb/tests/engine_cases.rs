@@ -1,0 +1,126 @@
+//! The engine conformance cases about crashes and restarts, on `RedbLogStore` files instead of
+//! the in-memory store: every start of a node reopens its file, so a restart reads only what the
+//! crashed engine made durable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conformance_tests::cases;
+use conformance_tests::harness::run_case;
+use conformance_tests::{Backend, BoxFuture, TestSm};
+use raftengine::{Capabilities, Clock, Config, Engine, LogStore, SharedStateMachine, Transport};
+use raftengine_redb::RedbLogStore;
+
+/// Which engine a [`OnRedb`] backend starts.
+#[derive(Debug, Clone, Copy)]
+enum Lib {
+    Openraft,
+    RaftRs,
+}
+
+/// A backend whose nodes keep their logs in one redb file each, in a directory of the case.
+#[derive(Debug)]
+struct OnRedb {
+    lib: Lib,
+    dir: tempfile::TempDir,
+}
+
+impl OnRedb {
+    fn new(lib: Lib) -> Self {
+        Self {
+            lib,
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+        }
+    }
+}
+
+/// Opens a node's file. The engine that used it before has shut down, but its last tasks may
+/// drop their handles a moment later; the file is free again once they have.
+async fn open_store(path: std::path::PathBuf) -> raftengine::Result<Arc<dyn LogStore>> {
+    let mut attempts = 0;
+    loop {
+        match RedbLogStore::open(&path) {
+            Ok(file) => return Ok(Arc::new(file.group(1))),
+            Err(_) if attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+impl Backend for OnRedb {
+    const NAME: &'static str = "on-redb";
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    fn start(
+        &self,
+        config: Config,
+        state_machine: SharedStateMachine<TestSm>,
+        _in_memory: Arc<dyn LogStore>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>> {
+        // The harness derives each node's seed from its cluster's: one file per node of each
+        // cluster, and a restarted node (same config) finds its own file again.
+        let path = self
+            .dir
+            .path()
+            .join(format!("node-{}-{:x}.redb", config.node_id, config.seed));
+        let lib = self.lib;
+        Box::pin(async move {
+            let store = open_store(path).await?;
+            Ok(match lib {
+                Lib::Openraft => Arc::new(
+                    raftengine_openraft::OpenraftEngine::start_with_clock(
+                        config,
+                        state_machine,
+                        store,
+                        transport,
+                        clock,
+                    )
+                    .await?,
+                ) as Arc<dyn Engine>,
+                Lib::RaftRs => Arc::new(
+                    raftengine_raftrs::RaftRsEngine::start_with_clock(
+                        config,
+                        state_machine,
+                        store,
+                        transport,
+                        clock,
+                    )
+                    .await?,
+                ) as Arc<dyn Engine>,
+            })
+        })
+    }
+}
+
+macro_rules! on_redb {
+    ($($test:ident: $lib:ident => $case:ident;)*) => {
+        $(
+            #[test]
+            fn $test() {
+                run_case(
+                    stringify!($case),
+                    Capabilities::NONE,
+                    OnRedb::new(Lib::$lib),
+                    |h| async move { cases::$case(&h).await },
+                );
+            }
+        )*
+    };
+}
+
+on_redb! {
+    openraft_crash_restart_keeps_acked_writes: Openraft => crash_restart_keeps_acked_writes;
+    raftrs_crash_restart_keeps_acked_writes: RaftRs => crash_restart_keeps_acked_writes;
+    openraft_dropped_engine_stops_like_a_crash: Openraft => dropped_engine_stops_like_a_crash;
+    raftrs_dropped_engine_stops_like_a_crash: RaftRs => dropped_engine_stops_like_a_crash;
+    openraft_random_crashes: Openraft => random_crashes;
+    raftrs_random_crashes: RaftRs => random_crashes;
+}
