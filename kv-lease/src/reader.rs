@@ -342,11 +342,7 @@ impl Inner {
     /// runs.
     pub(crate) fn extend_after_round(&self, started: Instant, term: u64, generation: u64) {
         let status = self.engine.status();
-        if status.role != Role::Leader
-            || status.term != term
-            || status.transferring_to.is_some()
-            || status.transfer_started_this_term()
-        {
+        if !may_grant(&status) || status.term != term {
             self.observe(&status, self.clock.now());
             return;
         }
@@ -362,10 +358,7 @@ impl Inner {
 
     /// Grants or extends the lease from the engine's newest quorum acknowledgement.
     pub(crate) fn renew_from_ack(&self, status: &Status, now: Instant) -> bool {
-        if status.role != Role::Leader
-            || status.transferring_to.is_some()
-            || status.transfer_started_this_term()
-        {
+        if !may_grant(status) {
             return false;
         }
         let generation = self.state.generation();
@@ -496,10 +489,7 @@ impl Inner {
         if self.renew_from_ack(&status, now) || !self.config.proactive_renewal {
             return;
         }
-        if status.role != Role::Leader
-            || status.transferring_to.is_some()
-            || status.transfer_started_this_term()
-        {
+        if !may_grant(&status) {
             return;
         }
         let ends_soon = match self.state.expires_at() {
@@ -511,6 +501,14 @@ impl Inner {
             let _ = self.slow_round(&status).await;
         }
     }
+}
+
+/// Whether anything may grant or extend a lease under `status`: the node leads, no transfer
+/// runs, and none started in this term (its forced election may still come).
+fn may_grant(status: &Status) -> bool {
+    status.role == Role::Leader
+        && status.transferring_to.is_none()
+        && !status.transfer_started_this_term()
 }
 
 impl Drop for Inner {

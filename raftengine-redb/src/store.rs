@@ -503,42 +503,35 @@ where
     }
 
     fn hard_state(&self) -> Result<Option<Bytes>> {
-        let Some(value) = self
-            .meta
-            .get((self.group, META_HARD_STATE))
-            .map_err(|e| self.redb(e))?
-        else {
-            return Ok(None);
-        };
-        codec::decode_hard_state(self.group, value.value())
-            .map(Some)
-            .ok_or_else(|| corrupted(self.path, format!("hard state of group {}", self.group)))
+        self.meta_value(META_HARD_STATE, "hard state", codec::decode_hard_state)
     }
 
     fn snapshot(&self) -> Result<Option<StoredSnapshot>> {
-        let Some(value) = self
-            .meta
-            .get((self.group, META_SNAPSHOT))
-            .map_err(|e| self.redb(e))?
-        else {
-            return Ok(None);
-        };
-        codec::decode_snapshot(self.group, value.value())
-            .map(Some)
-            .ok_or_else(|| corrupted(self.path, format!("snapshot of group {}", self.group)))
+        self.meta_value(META_SNAPSHOT, "snapshot", codec::decode_snapshot)
     }
 
     fn snapshot_last_index(&self) -> Result<Option<u64>> {
+        self.meta_value(META_SNAPSHOT, "snapshot", codec::snapshot_last_index)
+    }
+
+    /// The group's metadata record `kind`, decoded; `None` when absent, a `Storage` error naming
+    /// the file and `what` when it does not decode.
+    fn meta_value<T>(
+        &self,
+        kind: u8,
+        what: &str,
+        decode: impl FnOnce(u64, &[u8]) -> Option<T>,
+    ) -> Result<Option<T>> {
         let Some(value) = self
             .meta
-            .get((self.group, META_SNAPSHOT))
+            .get((self.group, kind))
             .map_err(|e| self.redb(e))?
         else {
             return Ok(None);
         };
-        codec::snapshot_last_index(self.group, value.value())
+        decode(self.group, value.value())
             .map(Some)
-            .ok_or_else(|| corrupted(self.path, format!("snapshot of group {}", self.group)))
+            .ok_or_else(|| corrupted(self.path, format!("{what} of group {}", self.group)))
     }
 }
 

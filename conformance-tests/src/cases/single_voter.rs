@@ -3,7 +3,7 @@
 
 use kv_lease::ReadPath;
 
-use super::lease::{Leases, lease_get, lease_put, wait_fast_read};
+use super::lease::{lease_get, warm_leader};
 use crate::ensure;
 use crate::harness::{Backend, Failure, Harness};
 
@@ -14,11 +14,7 @@ pub async fn single_voter_lease_renews_from_acks<B: Backend>(
     h: &Harness<B>,
 ) -> Result<(), Failure> {
     let cluster = h.cluster(1).await?;
-    let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
-    let mut leases = Leases::new(&cluster);
-    let lease = leases.get(leader)?;
-    lease_put(&cluster, &lease, leader, 1, 1).await?;
-    wait_fast_read(&cluster, &lease, leader, 1).await?;
+    let (leader, leases, lease) = warm_leader(&cluster).await?;
     let before = lease.stats();
     // Three lease lengths with no traffic of ours: only acknowledgements can keep it.
     tokio::time::sleep(3 * lease.duration()).await;

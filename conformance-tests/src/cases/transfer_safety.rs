@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use raftengine::Role;
 use tokio::time::Instant;
 
-use super::lease::{Leases, MS, lease_put, ms, status, wait_fast_read};
+use super::lease::{MS, ms, status, warm_leader};
 use crate::harness::{Backend, Failure, Harness};
 use crate::sm::Versioned;
 use crate::{ensure, fail};
@@ -27,13 +27,8 @@ pub async fn no_stale_lease_read_after_aborted_transfer<B: Backend>(
     h: &Harness<B>,
 ) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
-    let wait = cluster.election_wait();
-    let old = cluster.wait_for_leader(wait).await?;
+    let (old, leases, lease) = warm_leader(&cluster).await?;
     let old_term = status(&cluster, old)?.term;
-    let mut leases = Leases::new(&cluster);
-    let lease = leases.get(old)?;
-    lease_put(&cluster, &lease, old, 1, 1).await?;
-    wait_fast_read(&cluster, &lease, old, 1).await?;
     let rest = cluster.others(old);
     let (target, other) = (rest[0], rest[1]);
     let heartbeat = cluster.config().heartbeat_interval;

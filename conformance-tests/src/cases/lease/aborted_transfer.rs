@@ -11,13 +11,9 @@ pub async fn no_lease_for_rest_of_term_after_aborted_transfer<B: Backend>(
 ) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let wait = cluster.election_wait();
-    let leader = cluster.wait_for_leader(wait).await?;
-    let mut leases = Leases::new(&cluster);
-    let lease = leases.get(leader)?;
+    let (leader, mut leases, lease) = warm_leader(&cluster).await?;
     let engine = cluster.engine(leader)?;
     let clock = engine.clock();
-    lease_put(&cluster, &lease, leader, 1, 1).await?;
-    wait_fast_read(&cluster, &lease, leader, 1).await?;
     let target = cluster.others(leader)[0];
     cluster.isolate(target);
     let started = clock.now();

@@ -11,12 +11,8 @@ pub async fn lease_stops_on_minority_leader_before_new_leader<B: Backend>(
 ) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let wait = cluster.election_wait();
-    let old = cluster.wait_for_leader(wait).await?;
+    let (old, mut leases, old_lease) = warm_leader(&cluster).await?;
     let old_term = status(&cluster, old)?.term;
-    let mut leases = Leases::new(&cluster);
-    let old_lease = leases.get(old)?;
-    lease_put(&cluster, &old_lease, old, 1, 1).await?;
-    wait_fast_read(&cluster, &old_lease, old, 1).await?;
     let majority = cluster.others(old);
     let clock: Arc<dyn Clock> = cluster.clock(old)?;
     let engines = majority

@@ -194,6 +194,20 @@ pub(super) async fn wait_fast_read<B: Backend>(
     }
 }
 
+/// The starting point of most lease cases: waits for a leader, builds its lease, writes key 1 =
+/// 1 through it and waits until the lease serves key 1 on the fast path. Returns the leader,
+/// the leases (to build more of them) and the leader's lease.
+pub(super) async fn warm_leader<B: Backend>(
+    cluster: &Cluster<B>,
+) -> Result<(NodeId, Leases<B>, Lease), Failure> {
+    let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
+    let mut leases = Leases::new(cluster);
+    let lease = leases.get(leader)?;
+    lease_put(cluster, &lease, leader, 1, 1).await?;
+    wait_fast_read(cluster, &lease, leader, 1).await?;
+    Ok((leader, leases, lease))
+}
+
 /// Polls `condition` every virtual millisecond for at most `limit`.
 pub(super) async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

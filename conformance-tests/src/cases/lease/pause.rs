@@ -23,12 +23,8 @@ async fn pause_phase<B: Backend>(h: &Harness<B>, stop_clock: bool) -> Result<(),
         .cluster_with(ClusterSpec::new(3), h.seed() + u64::from(stop_clock))
         .await?;
     let wait = cluster.election_wait();
-    let old = cluster.wait_for_leader(wait).await?;
+    let (old, mut leases, old_lease) = warm_leader(&cluster).await?;
     let old_term = status(&cluster, old)?.term;
-    let mut leases = Leases::new(&cluster);
-    let old_lease = leases.get(old)?;
-    lease_put(&cluster, &old_lease, old, 1, 1).await?;
-    wait_fast_read(&cluster, &old_lease, old, 1).await?;
     let rest = cluster.others(old);
     let old_clock = cluster.clock(old)?;
     let engines = rest
