@@ -4,10 +4,10 @@
 //! every case becomes its own `#[test]`, and cases your implementation cannot run are listed
 //! as ignored with a reason, never passed silently.
 //!
-//! ```ignore
-//! // tests/conformance.rs of an engine that follows the family's `start_with_clock` shape:
-//! conformance_tests::engine_backend!(Mine, "mine", my_backend::MyEngine);
-//! conformance_tests::conformance_suite!(mine, Mine);
+//! ```no_run
+//! // tests/conformance.rs of an engine that implements `raftengine::StartEngine`:
+//! conformance_tests::engine_backend!(RaftRs, "raftrs", raftengine_raftrs::RaftRsEngine);
+//! conformance_tests::conformance_suite!(raftrs, RaftRs);
 //! ```
 //!
 //! A backend that lacks a capability declares it (`engine_backend!(.., capabilities = ..)`) and
@@ -57,3 +57,9 @@ pub mod __private {
             .unwrap_or_else(|| panic!("{case} is stamped but not listed in cases::ALL"))
     }
 }
+
+// The repository README's Rust examples compile as doctests of this crate, the one whose
+// dev-dependencies cover every crate they use.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}

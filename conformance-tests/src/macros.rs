@@ -69,9 +69,15 @@ macro_rules! __suite_cases {
             contract::reads_see_acknowledged_writes [];
             contract::read_right_after_election_is_not_stale [];
             contract::quorum_ack_is_anchored_at_send_time [QUORUM_ACK];
+            contract::quorum_ack_is_on_the_engine_clock [QUORUM_ACK];
+            contract::transfer_without_target_picks_an_up_to_date_voter [LEADERSHIP_TRANSFER];
+            contract::snapshot_policy_builds_snapshots [SNAPSHOTS];
             contract_rules::oversized_command_is_rejected_too_large [];
             contract_rules::state_machine_panic_is_fatal [];
             contract_rules::dropped_engine_stops_like_a_crash [];
+            contract_rules::a_failing_store_stops_the_node [];
+            contract_rules::restart_right_after_drop_rejoins [];
+            contract_rules::shutdown_fails_waiters_and_is_idempotent [];
             contract_rules::unsupported_operations_are_unsupported [];
             outcomes::overwritten_entry_is_not_reported_not_applied [];
             outcomes::interrupted_membership_change_does_not_wedge [MEMBERSHIP_CHANGE];
@@ -209,11 +215,11 @@ macro_rules! __stamp_suite {
     };
 }
 
-/// Declares `$backend`, a [`crate::Backend`] that starts `$engine` through the family's
-/// constructor convention, `start_with_clock(config, state_machine, store, transport, clock)`.
+/// Declares `$backend`, a [`crate::Backend`] that starts `$engine` through its
+/// [`raftengine::StartEngine`] implementation.
 /// Capabilities default to all supported; pass `capabilities = <expr>` to state fewer.
 ///
-/// ```ignore
+/// ```no_run
 /// conformance_tests::engine_backend!(RaftRs, "raftrs", raftengine_raftrs::RaftRsEngine);
 /// conformance_tests::conformance_suite!(raftrs, RaftRs);
 /// ```
@@ -240,19 +246,13 @@ macro_rules! engine_backend {
 
             fn start(
                 &self,
-                config: ::raftengine::Config,
-                state_machine: ::raftengine::SharedStateMachine<$crate::TestSm>,
-                store: ::std::sync::Arc<dyn ::raftengine::LogStore>,
-                transport: ::std::sync::Arc<dyn ::raftengine::Transport>,
-                clock: ::std::sync::Arc<dyn ::raftengine::Clock>,
+                parts: ::raftengine::EngineParts<$crate::TestSm>,
             ) -> $crate::BoxFuture<
                 'static,
                 ::raftengine::Result<::std::sync::Arc<dyn ::raftengine::Engine>>,
             > {
                 ::std::boxed::Box::pin(async move {
-                    let engine =
-                        <$engine>::start_with_clock(config, state_machine, store, transport, clock)
-                            .await?;
+                    let engine = <$engine as ::raftengine::StartEngine>::start(parts).await?;
                     Ok(::std::sync::Arc::new(engine) as ::std::sync::Arc<dyn ::raftengine::Engine>)
                 })
             }

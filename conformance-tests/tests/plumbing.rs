@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use conformance_tests::harness::run_case;
 use conformance_tests::{Backend, BoxFuture, ClusterSpec, Harness, TestSm, conformance_suite};
-use raftengine::{
-    Capabilities, Clock, Config, Engine, Error, ErrorKind, LogStore, SharedStateMachine, Transport,
-};
+use raftengine::{Capabilities, Engine, EngineParts, Error, ErrorKind};
 
 /// A backend that declares nothing and cannot start an engine.
 #[derive(Debug, Default)]
@@ -23,11 +21,7 @@ impl Backend for NoEngine {
 
     fn start(
         &self,
-        _config: Config,
-        _state_machine: SharedStateMachine<TestSm>,
-        _store: Arc<dyn LogStore>,
-        _transport: Arc<dyn Transport>,
-        _clock: Arc<dyn Clock>,
+        _parts: EngineParts<TestSm>,
     ) -> BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>> {
         Box::pin(async { Err(Error::new(ErrorKind::Unsupported).with_context("no engine here")) })
     }

@@ -65,7 +65,7 @@ impl Engine for BenchEngine {
     fn status(&self) -> Status {
         self.status.borrow().clone()
     }
-    fn subscribe(&self) -> watch::Receiver<Status> {
+    fn watch_status(&self) -> watch::Receiver<Status> {
         self.status.subscribe()
     }
     fn clock(&self) -> Arc<dyn Clock> {
@@ -102,7 +102,7 @@ impl Engine for BenchEngine {
     async fn add_learner(&self, _id: NodeId) -> Result<Membership> {
         unsupported()
     }
-    async fn promote(&self, _id: NodeId) -> Result<Membership> {
+    async fn promote_learner(&self, _id: NodeId) -> Result<Membership> {
         unsupported()
     }
     async fn remove_node(&self, _id: NodeId) -> Result<Membership> {

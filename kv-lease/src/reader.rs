@@ -127,7 +127,7 @@ impl Lease {
             }
         });
         if let Some(runtime) = runtime {
-            let status_rx = engine.subscribe();
+            let status_rx = engine.watch_status();
             let handle = runtime.spawn(background(
                 Arc::downgrade(&inner),
                 status_rx,

@@ -297,7 +297,7 @@ impl Engine for MockEngine {
         self.status.borrow().clone()
     }
 
-    fn subscribe(&self) -> watch::Receiver<Status> {
+    fn watch_status(&self) -> watch::Receiver<Status> {
         self.status.subscribe()
     }
 
@@ -401,7 +401,7 @@ impl Engine for MockEngine {
         Err(Error::new(ErrorKind::Unsupported))
     }
 
-    async fn promote(&self, _id: NodeId) -> Result<Membership> {
+    async fn promote_learner(&self, _id: NodeId) -> Result<Membership> {
         Err(Error::new(ErrorKind::Unsupported))
     }
 

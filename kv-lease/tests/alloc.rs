@@ -32,20 +32,26 @@ fn a_fast_read_allocates_nothing() {
         let map: HashMap<u64, u64> = (0..1024).map(|k| (k, k * 2)).collect();
         assert_eq!(lease.read(|| ()).await.expect("read").path, ReadPath::Fast);
 
-        let region = Region::new(GLOBAL);
-        let mut sum = 0u64;
-        for key in 0..10_000u64 {
-            let value = lease
-                .try_read_fast(|| map.get(&(key % 1024)).copied())
-                .expect("the lease is valid");
-            sum += value.unwrap_or(0);
+        // The allocator counts every thread of the test binary, and the test harness's own
+        // threads allocate now and then; a fast path that allocated would do so on each of
+        // the 10,000 reads of every attempt, so one clean attempt out of a few is the proof.
+        let mut attempts = Vec::new();
+        for _ in 0..5 {
+            let region = Region::new(GLOBAL);
+            let mut sum = 0u64;
+            for key in 0..10_000u64 {
+                let value = lease
+                    .try_read_fast(|| map.get(&(key % 1024)).copied())
+                    .expect("the lease is valid");
+                sum += value.unwrap_or(0);
+            }
+            let stats = region.change();
+            assert!(sum > 0);
+            attempts.push((stats.allocations, stats.reallocations));
+            if attempts.last() == Some(&(0, 0)) {
+                return;
+            }
         }
-        let stats = region.change();
-        assert!(sum > 0);
-        assert_eq!(
-            (stats.allocations, stats.reallocations),
-            (0, 0),
-            "10,000 fast reads allocated: {stats:?}"
-        );
+        panic!("10,000 fast reads allocated in every attempt (allocations, reallocations): {attempts:?}");
     });
 }

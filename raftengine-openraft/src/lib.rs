@@ -1,9 +1,9 @@
 //! raftengine's [`raftengine::Engine`] contract on openraft `=0.10.0-alpha.37`.
 //!
-//! Construct an [`OpenraftEngine`] with [`OpenraftEngine::start`] (or
-//! [`OpenraftEngine::start_with_clock`]) from the shared [`raftengine::Config`], the user's
-//! state machine, a [`raftengine::LogStore`] and a [`raftengine::Transport`]. No openraft type
-//! appears in this crate's public API.
+//! Construct an [`OpenraftEngine`] with [`raftengine::StartEngine::start`] from the node's
+//! [`raftengine::EngineParts`]: the shared [`raftengine::Config`], the user's state machine, a
+//! [`raftengine::LogStore`], a [`raftengine::Transport`] and a [`raftengine::Clock`]. No
+//! openraft type appears in this crate's public API.
 //!
 //! # Decisions
 //!

@@ -359,6 +359,7 @@ mod tests {
     use super::*;
     use crate::OpenraftEngine;
     use crate::types::log_id;
+    use raftengine::{EngineParts, StartEngine};
 
     #[derive(Default)]
     struct Nothing;
@@ -376,12 +377,12 @@ mod tests {
     }
 
     async fn start(net: &MemNetwork, id: NodeId, store: &MemLogStore) -> OpenraftEngine {
-        OpenraftEngine::start(
+        OpenraftEngine::start(EngineParts::new(
             Config::new(id, [1, 2, 3]),
             SharedStateMachine::new(Nothing),
             Arc::new(store.clone()) as Arc<dyn LogStore>,
             Arc::new(net.transport(id)),
-        )
+        ))
         .await
         .unwrap()
     }

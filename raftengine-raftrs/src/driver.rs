@@ -580,7 +580,7 @@ impl Driver {
         self.send_messages(persisted);
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.node.mut_store().set_commit(commit)?;
+            self.node.mut_store().set_commit(commit);
         }
         let messages = light.take_messages();
         self.send_messages(messages);

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use raft::ReadOnlyOption;
 use raftengine::adapter::{LeadershipTracker, with_deadline};
 use raftengine::{
-    Applied, Capabilities, Clock, Config, Engine, Error, ErrorKind, Inbound, LeaderLossCallback,
-    LogStore, Membership, NodeId, QuorumAck, ReadIndex, RejectReason, Result, SharedStateMachine,
-    SnapshotInfo, StateMachine, Status, Subscription, Timing, TokioClock, Transport,
+    Applied, Capabilities, Clock, Config, Engine, EngineParts, Error, ErrorKind, Inbound,
+    LeaderLossCallback, Membership, NodeId, QuorumAck, ReadIndex, RejectReason, Result,
+    SnapshotInfo, StartEngine, StateMachine, Status, Subscription, Timing,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -26,8 +26,8 @@ use crate::timing::Ticks;
 
 /// The [`Engine`] contract on tikv raft-rs 0.7 (`RawNode` driven by one tokio task).
 ///
-/// Construct with [`RaftRsEngine::start`] (or [`RaftRsEngine::start_with_clock`]); the
-/// arguments are the same as every other backend's. Dropping the engine without calling
+/// Construct with [`raftengine::StartEngine::start`], from the same
+/// [`raftengine::EngineParts`] as every other backend. Dropping the engine without calling
 /// [`Engine::shutdown`] stops it too (like a crash: the log store keeps what was written).
 ///
 /// Behaviour worth knowing:
@@ -84,37 +84,24 @@ impl Inbound for InboundHandler {
     }
 }
 
+/// Starts a node whose ticks and reported times follow the parts' clock. One raft tick is
+/// `heartbeat_interval / 5` (see [`Engine::timing`]).
+impl StartEngine for RaftRsEngine {
+    async fn start<S: StateMachine>(parts: EngineParts<S>) -> Result<Self> {
+        Self::start_parts(parts).await
+    }
+}
+
 impl RaftRsEngine {
-    /// Starts a node on tokio's clock. See [`RaftRsEngine::start_with_clock`].
-    pub async fn start<S: StateMachine>(
-        config: Config,
-        state_machine: SharedStateMachine<S>,
-        store: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-    ) -> Result<Self> {
-        Self::start_with_clock(
+    async fn start_parts<S: StateMachine>(parts: EngineParts<S>) -> Result<Self> {
+        let EngineParts {
             config,
             state_machine,
             store,
             transport,
-            Arc::new(TokioClock),
-        )
-        .await
-    }
-
-    /// Starts a node whose ticks and reported times follow `clock`.
-    ///
-    /// With an empty `store`, a node listed in `config.initial_voters` bootstraps a new
-    /// cluster with exactly those voters; a node with empty `initial_voters` waits to be added
-    /// as a learner. A store that already holds state is resumed and `initial_voters` is
-    /// ignored. Timing: one raft tick is `heartbeat_interval / 5` (see [`Engine::timing`]).
-    pub async fn start_with_clock<S: StateMachine>(
-        config: Config,
-        state_machine: SharedStateMachine<S>,
-        store: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self> {
+            clock,
+            ..
+        } = parts;
         config.validate()?;
         if transport.local_id() != config.node_id {
             return Err(Error::rejected(RejectReason::InvalidConfig(format!(
@@ -278,7 +265,7 @@ impl Engine for RaftRsEngine {
         self.shared.status.borrow().clone()
     }
 
-    fn subscribe(&self) -> watch::Receiver<Status> {
+    fn watch_status(&self) -> watch::Receiver<Status> {
         self.shared.status.subscribe()
     }
 
@@ -332,7 +319,7 @@ impl Engine for RaftRsEngine {
         .await
     }
 
-    async fn promote(&self, id: NodeId) -> Result<Membership> {
+    async fn promote_learner(&self, id: NodeId) -> Result<Membership> {
         self.request(|reply| Event::Membership {
             change: Change::Promote(id),
             reply,

@@ -2,16 +2,17 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use raftengine::{Config, Engine, MemLogStore, SharedStateMachine, StateMachine};
+//! # use raftengine::{Config, Engine, EngineParts, MemLogStore, SharedStateMachine};
+//! # use raftengine::{StartEngine, StateMachine};
 //! # use raftengine::sim::MemNetwork;
 //! # async fn demo<S: StateMachine>(state_machine: S) -> raftengine::Result<()> {
 //! let net = MemNetwork::new(7);
-//! let engine = raftengine_raftrs::RaftRsEngine::start(
+//! let engine = raftengine_raftrs::RaftRsEngine::start(EngineParts::new(
 //!     Config::new(1, [1, 2, 3]),
 //!     SharedStateMachine::new(state_machine),
 //!     Arc::new(MemLogStore::new()),
 //!     Arc::new(net.transport(1)),
-//! )
+//! ))
 //! .await?;
 //! let applied = engine.propose(bytes::Bytes::from_static(b"set x 1")).await?;
 //! let read_point = engine.linearizable_read().await?;
@@ -28,8 +29,11 @@
 //!   `(election_tick - 1)` ticks: raft-rs with check-quorum refuses (pre-)votes while
 //!   `election_elapsed < election_tick` after hearing from the leader.
 //! - **Restart.** A node whose store already held state drops vote requests for one election
-//!   timeout after start (tikv/tikv#15035). The state machine is restored from the newest
-//!   stored snapshot and the committed log after it is replayed.
+//!   timeout after start, so it cannot disrupt a leader it has not heard from yet. The state
+//!   machine is restored from the newest stored snapshot and the log after it is replayed up
+//!   to the stored commit index; the rest is applied once a leader confirms it.
+//! - **Syncs.** A commit costs one store write per node: the entries. The commit index is
+//!   volatile (a restart learns it again), so it is written only with a term or vote change.
 //! - **Wire format.** Each raft message travels as a small envelope (version, ack token, echo)
 //!   around the protobuf message; bytes that do not decode are dropped and logged. The tokens
 //!   make [`raftengine::Engine::quorum_ack`] exact: it reports the send time of the newest

@@ -88,14 +88,22 @@ pub(crate) struct Shared {
 pub(crate) const EVENT_QUEUE: usize = 4096;
 
 impl Shared {
-    /// The error every request gets once the node stopped, if it did.
+    /// The error every request made after the node stopped gets, if it did. A node stopped by
+    /// a failing store answers `Fatal`: the call that met the failure got `Storage`, and no
+    /// later call can be served until the node restarts on a healthy store.
     pub(crate) fn halted_error(&self) -> Option<Error> {
         let kind = self
             .halted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
-        Some(halt_error(kind))
+        Some(match kind {
+            ErrorKind::Storage => Error::new(ErrorKind::Fatal).with_context(
+                "the log store failed a write; the node stopped and must be restarted on a \
+                 healthy store",
+            ),
+            other => halt_error(other),
+        })
     }
 
     /// Records why the node stopped (the first reason wins).
@@ -127,7 +135,7 @@ impl Shared {
     }
 }
 
-/// The error requests get after the node stopped for `kind`.
+/// The error the requests waiting when the node stopped for `kind` get.
 pub(crate) fn halt_error(kind: ErrorKind) -> Error {
     match kind {
         ErrorKind::Shutdown => Error::shutdown(),

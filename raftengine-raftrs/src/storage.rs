@@ -170,19 +170,28 @@ impl RaftStorage {
         write(&*self.store, || self.store.append(&batch))
     }
 
-    /// Persists a new hard state.
+    /// Takes a new hard state, persisting it when the term or vote changed.
+    ///
+    /// The commit index is volatile state in Raft: a restarted node learns it again from the
+    /// leader (or, alone, by committing an entry of its new term), and raft-rs only needs the
+    /// stored one to lie between the snapshot and the last stored entry, which an older commit
+    /// index does. So a change of the commit index alone is kept in memory and reaches the disk
+    /// with the next term, vote or snapshot write: a commit costs the entries' sync, not a
+    /// second sync for the hard state.
     pub(crate) fn set_hard_state(&mut self, hard_state: &HardState) -> raftengine::Result<()> {
+        let durable_changed = hard_state.term != self.meta.hard_state.term
+            || hard_state.vote != self.meta.hard_state.vote;
         self.meta.hard_state = hard_state.clone();
-        self.persist_meta()
-    }
-
-    /// Persists a new commit index (never moving it back).
-    pub(crate) fn set_commit(&mut self, commit: u64) -> raftengine::Result<()> {
-        if commit > self.meta.hard_state.commit {
-            self.meta.hard_state.commit = commit;
+        if durable_changed {
             self.persist_meta()?;
         }
         Ok(())
+    }
+
+    /// Takes a new commit index (never moving it back), in memory only: see
+    /// [`RaftStorage::set_hard_state`].
+    pub(crate) fn set_commit(&mut self, commit: u64) {
+        self.meta.hard_state.commit = self.meta.hard_state.commit.max(commit);
     }
 
     fn persist_meta(&self) -> raftengine::Result<()> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use conformance_tests::cases;
 use conformance_tests::harness::run_case;
 use conformance_tests::{Backend, BoxFuture, TestSm};
-use raftengine::{Capabilities, Clock, Config, Engine, LogStore, SharedStateMachine, Transport};
+use raftengine::{Capabilities, Engine, EngineParts, LogStore, StartEngine};
 use raftengine_redb::RedbLogStore;
 
 /// Which engine a [`OnRedb`] backend starts.
@@ -59,42 +59,23 @@ impl Backend for OnRedb {
 
     fn start(
         &self,
-        config: Config,
-        state_machine: SharedStateMachine<TestSm>,
-        _in_memory: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-        clock: Arc<dyn Clock>,
+        mut parts: EngineParts<TestSm>,
     ) -> BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>> {
         // The harness derives each node's seed from its cluster's: one file per node of each
         // cluster, and a restarted node (same config) finds its own file again.
-        let path = self
-            .dir
-            .path()
-            .join(format!("node-{}-{:x}.redb", config.node_id, config.seed));
+        let path = self.dir.path().join(format!(
+            "node-{}-{:x}.redb",
+            parts.config.node_id, parts.config.seed
+        ));
         let lib = self.lib;
         Box::pin(async move {
-            let store = open_store(path).await?;
+            // The harness's in-memory store is replaced by this node's file.
+            parts.store = open_store(path).await?;
             Ok(match lib {
-                Lib::Openraft => Arc::new(
-                    raftengine_openraft::OpenraftEngine::start_with_clock(
-                        config,
-                        state_machine,
-                        store,
-                        transport,
-                        clock,
-                    )
-                    .await?,
-                ) as Arc<dyn Engine>,
-                Lib::RaftRs => Arc::new(
-                    raftengine_raftrs::RaftRsEngine::start_with_clock(
-                        config,
-                        state_machine,
-                        store,
-                        transport,
-                        clock,
-                    )
-                    .await?,
-                ) as Arc<dyn Engine>,
+                Lib::Openraft => Arc::new(raftengine_openraft::OpenraftEngine::start(parts).await?)
+                    as Arc<dyn Engine>,
+                Lib::RaftRs => Arc::new(raftengine_raftrs::RaftRsEngine::start(parts).await?)
+                    as Arc<dyn Engine>,
             })
         })
     }

@@ -12,8 +12,8 @@ use conformance_tests::TestSm;
 use conformance_tests::sm::Command;
 use raftengine::sim::MemNetwork;
 use raftengine::{
-    Config, Engine, ErrorKind, LogEntry, LogState, LogStore, MemLogStore, Result, Role,
-    SharedStateMachine, StoredSnapshot, Transport,
+    Config, Engine, EngineParts, ErrorKind, LogEntry, LogState, LogStore, MemLogStore, Result,
+    Role, SharedStateMachine, StartEngine, StoredSnapshot, Transport,
 };
 use raftengine_redb::RedbLogStore;
 
@@ -33,10 +33,16 @@ impl Backend {
     ) -> Result<Arc<dyn Engine>> {
         Ok(match self {
             Self::Openraft => Arc::new(
-                raftengine_openraft::OpenraftEngine::start(config, sm, store, transport).await?,
+                raftengine_openraft::OpenraftEngine::start(EngineParts::new(
+                    config, sm, store, transport,
+                ))
+                .await?,
             ),
             Self::RaftRs => Arc::new(
-                raftengine_raftrs::RaftRsEngine::start(config, sm, store, transport).await?,
+                raftengine_raftrs::RaftRsEngine::start(EngineParts::new(
+                    config, sm, store, transport,
+                ))
+                .await?,
             ),
         })
     }
@@ -440,10 +446,16 @@ async fn a_failing_disk_loses_nothing_acknowledged(backend: Backend) {
         Ok(Ok(_)) => panic!("{backend:?}: a write on a failing disk was acknowledged"),
         Err(_) => panic!("{backend:?}: a write on a failing disk hung"),
     }
-    assert!(
-        matches!(later, Ok(Err(_)) | Err(_)),
-        "{backend:?}: the node kept acknowledging writes on a failing disk"
-    );
+    match &later {
+        Ok(Err(err)) => assert_eq!(
+            err.kind(),
+            &ErrorKind::Fatal,
+            "{backend:?}: after its store failed, the node answered {err}, not Fatal"
+        ),
+        Ok(Ok(_)) => panic!("{backend:?}: the node kept acknowledging writes on a failing disk"),
+        Err(_) => panic!("{backend:?}: a write to a node stopped by its store hung"),
+    }
+    assert_eq!(engine.status().role, Role::Shutdown, "{backend:?}");
     drop(engine);
 
     for id in 1..=3 {

@@ -11,7 +11,10 @@ use std::time::Duration;
 use common::{Pki, loopback};
 use conformance_tests::TestSm;
 use conformance_tests::sm::{Command, Response};
-use raftengine::{Config, Engine, LogStore, MemLogStore, NodeId, SharedStateMachine, Transport};
+use raftengine::{
+    Config, Engine, EngineParts, LogStore, MemLogStore, NodeId, SharedStateMachine, StartEngine,
+    Transport,
+};
 use raftengine_tcp::{TcpConfig, TcpTransport};
 use tokio::time::Instant;
 
@@ -81,19 +84,24 @@ impl TcpCluster {
         let dyn_transport: Arc<dyn Transport> = Arc::clone(&transport) as _;
         let engine: Arc<dyn Engine> = match self.backend {
             Backend::Openraft => Arc::new(
-                raftengine_openraft::OpenraftEngine::start(
+                raftengine_openraft::OpenraftEngine::start(EngineParts::new(
                     config,
                     sm.clone(),
                     store,
                     dyn_transport,
-                )
+                ))
                 .await
                 .expect("start openraft"),
             ),
             Backend::RaftRs => Arc::new(
-                raftengine_raftrs::RaftRsEngine::start(config, sm.clone(), store, dyn_transport)
-                    .await
-                    .expect("start raft-rs"),
+                raftengine_raftrs::RaftRsEngine::start(EngineParts::new(
+                    config,
+                    sm.clone(),
+                    store,
+                    dyn_transport,
+                ))
+                .await
+                .expect("start raft-rs"),
             ),
         };
         self.nodes.insert(

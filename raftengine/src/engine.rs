@@ -26,6 +26,10 @@ use crate::types::{
 /// - A panic in the user's `StateMachine` stops the node: waiting calls fail with `Fatal`
 ///   within their deadline, leader loss fires with `LossCause::Fatal`, the status turns to
 ///   [`crate::Role::Shutdown`], and later calls fail at once.
+/// - A failed write to the [`crate::LogStore`] stops the node: the calls waiting on it fail
+///   with `Storage`, later calls with `Fatal`, leader loss fires with `LossCause::Fatal`, and
+///   the status turns to [`crate::Role::Shutdown`]. Nothing acknowledged before is lost: it
+///   was durable when acknowledged.
 /// - Dropping the last handle without [`Engine::shutdown`] stops the node like a crash: leader
 ///   loss fires, it stops serving its peers, and it can restart from its store.
 /// - `NotApplied` is promised only when the write can never commit: a write overwritten in
@@ -41,7 +45,7 @@ pub trait Engine: Send + Sync + 'static {
     fn status(&self) -> Status;
 
     /// A receiver that sees every status change.
-    fn subscribe(&self) -> watch::Receiver<Status>;
+    fn watch_status(&self) -> watch::Receiver<Status>;
 
     /// The clock the engine reports times on ([`QuorumAck::sent_at`]); lease checks must read
     /// this same clock.
@@ -76,7 +80,7 @@ pub trait Engine: Send + Sync + 'static {
     async fn add_learner(&self, id: NodeId) -> Result<Membership>;
 
     /// Promotes learner `id` to voter and returns the committed membership.
-    async fn promote(&self, id: NodeId) -> Result<Membership>;
+    async fn promote_learner(&self, id: NodeId) -> Result<Membership>;
 
     /// Removes `id` (voter or learner) and returns the committed membership.
     async fn remove_node(&self, id: NodeId) -> Result<Membership>;

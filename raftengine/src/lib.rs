@@ -2,7 +2,8 @@
 //!
 //! The contract between a replicated state machine and a Raft library. Write the state machine
 //! once against [`StateMachine`], drive it through [`Engine`], and pick the library with one
-//! constructor call (`raftengine-openraft` or `raftengine-raftrs`).
+//! constructor call: every backend implements [`StartEngine`], taking the node's
+//! [`EngineParts`] (`raftengine-openraft` or `raftengine-raftrs`).
 //!
 //! This crate has no Raft library in its dependency tree. The root holds the contract: the
 //! trait, the error model ([`Error`], [`ErrorKind`], [`WriteOutcome`]), the persistence contract
@@ -28,6 +29,7 @@ mod leadership;
 mod log_store;
 #[cfg(feature = "sim")]
 mod mem_network;
+mod parts;
 mod state_machine;
 mod transport;
 mod types;
@@ -38,6 +40,7 @@ pub use engine::Engine;
 pub use error::{Error, ErrorKind, RejectReason, Result, WriteOutcome};
 pub use leadership::{LeaderLossCallback, Subscription};
 pub use log_store::{LogEntry, LogState, LogStore, MemLogStore, SnapshotMeta, StoredSnapshot};
+pub use parts::{EngineParts, StartEngine};
 pub use state_machine::{SharedStateMachine, StateMachine};
 pub use transport::{Inbound, Transport, TransportError};
 pub use types::{

@@ -219,7 +219,7 @@ impl Capabilities {
         leadership_transfer: true,
         ..Self::NONE
     };
-    /// `add_learner`, `promote`, `remove_node`.
+    /// `add_learner`, `promote_learner`, `remove_node`.
     pub const MEMBERSHIP_CHANGE: Self = Self {
         membership_change: true,
         ..Self::NONE

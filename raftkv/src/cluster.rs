@@ -9,7 +9,8 @@ use kv_lease::kv::{KvStateMachine, KvStore};
 use kv_lease::{Lease, LeaseConfig};
 use raftengine::sim::{LinkFaults, MemNetwork};
 use raftengine::{
-    Config, Engine, LogStore, MemLogStore, Result, Role, SharedStateMachine, Transport,
+    Config, Engine, EngineParts, LogStore, MemLogStore, Result, Role, SharedStateMachine,
+    StartEngine, Transport,
 };
 use raftengine_redb::RedbLogStore;
 
@@ -84,10 +85,16 @@ impl Backend {
     ) -> Result<Arc<dyn Engine>> {
         Ok(match self {
             Self::Openraft => Arc::new(
-                raftengine_openraft::OpenraftEngine::start(config, state, store, transport).await?,
+                raftengine_openraft::OpenraftEngine::start(EngineParts::new(
+                    config, state, store, transport,
+                ))
+                .await?,
             ),
             Self::RaftRs => Arc::new(
-                raftengine_raftrs::RaftRsEngine::start(config, state, store, transport).await?,
+                raftengine_raftrs::RaftRsEngine::start(EngineParts::new(
+                    config, state, store, transport,
+                ))
+                .await?,
             ),
         })
     }

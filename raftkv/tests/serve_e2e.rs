@@ -871,6 +871,35 @@ fn protocol_basics(backend: &str) {
         assert_eq!(exec, Value::Nil);
         let w: String = timed(other.get("w")).await.unwrap();
         assert_eq!(w, "changed");
+        // WATCH compares versions, not values: a key changed and set back, or created and
+        // deleted again, was modified and EXEC answers nil; an untouched one commits.
+        watch_exec_after(
+            &mut con,
+            &mut other,
+            "aba",
+            &[("SET", "A")],
+            &[("SET", "B"), ("SET", "A")],
+        )
+        .await;
+        watch_exec_after(
+            &mut con,
+            &mut other,
+            "gone",
+            &[],
+            &[("SET", "x"), ("DEL", "")],
+        )
+        .await;
+        let aba: String = timed(other.get("aba")).await.unwrap();
+        assert_eq!(aba, "A", "the aborted EXEC wrote nothing");
+        timed(redis::cmd("WATCH").arg("aba").query_async::<()>(&mut con))
+            .await
+            .unwrap();
+        let exec = multi_set_exec(&mut con, "aba").await;
+        assert_eq!(
+            exec,
+            Value::Array(vec![Value::Okay]),
+            "nothing changed: it commits"
+        );
         // INFO names role and lease figures.
         let leader_info = info(procs.redis_ports[leader]).await.unwrap();
         assert_eq!(leader_info["raft_role"], "leader");
@@ -882,6 +911,60 @@ fn protocol_basics(backend: &str) {
         // An oversized request gets an error reply before the connection closes.
         oversized_request(follower).await;
     });
+}
+
+/// Runs `before` on `key` from `other`, WATCHes `key` on `con`, runs `between` from `other`,
+/// then checks that `con`'s MULTI/SET/EXEC answers nil. Each step is a command name and an
+/// argument after the key (empty: none).
+async fn watch_exec_after(
+    con: &mut MultiplexedConnection,
+    other: &mut MultiplexedConnection,
+    key: &str,
+    before: &[(&str, &str)],
+    between: &[(&str, &str)],
+) {
+    let run = |name: &str, arg: &str| {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(key);
+        if !arg.is_empty() {
+            cmd.arg(arg);
+        }
+        cmd
+    };
+    for (name, arg) in before {
+        timed(run(name, arg).query_async::<()>(other))
+            .await
+            .unwrap();
+    }
+    timed(redis::cmd("WATCH").arg(key).query_async::<()>(con))
+        .await
+        .unwrap();
+    for (name, arg) in between {
+        timed(run(name, arg).query_async::<()>(other))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        multi_set_exec(con, key).await,
+        Value::Nil,
+        "{key}: {between:?}"
+    );
+}
+
+/// MULTI, SET `key` mine, EXEC: the EXEC reply.
+async fn multi_set_exec(con: &mut MultiplexedConnection, key: &str) -> Value {
+    timed(redis::cmd("MULTI").query_async::<()>(con))
+        .await
+        .unwrap();
+    timed(
+        redis::cmd("SET")
+            .arg(key)
+            .arg("mine")
+            .query_async::<()>(con),
+    )
+    .await
+    .unwrap();
+    timed(redis::cmd("EXEC").query_async(con)).await.unwrap()
 }
 
 async fn oversized_request(port: u16) {

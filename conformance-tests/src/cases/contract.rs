@@ -774,12 +774,12 @@ pub async fn membership_add_promote_remove<B: Backend>(h: &Harness<B>) -> Result
     );
     cluster.wait_converged(Duration::from_secs(10)).await?;
     let membership = cluster
-        .bounded("promote(4)", engine.promote(4))
+        .bounded("promote_learner(4)", engine.promote_learner(4))
         .await?
-        .map_err(|err| Failure::new(format!("promote(4) failed: {err}")))?;
+        .map_err(|err| Failure::new(format!("promote_learner(4) failed: {err}")))?;
     ensure!(
         membership.voters.contains(&4) && !membership.learners.contains(&4),
-        "after promote(4): {membership:?}"
+        "after promote_learner(4): {membership:?}"
     );
     let removed = others(&[1, 2, 3], leader)[0];
     let membership = cluster
@@ -846,13 +846,17 @@ pub async fn membership_bad_requests<B: Backend>(h: &Harness<B>) -> Result<(), F
         &[RejectReason::AlreadyMember(follower)],
     )?;
     expect_rejected(
-        "promote(unknown node 99)",
-        cluster.bounded("promote", engine.promote(99)).await?,
+        "promote_learner(unknown node 99)",
+        cluster
+            .bounded("promote_learner", engine.promote_learner(99))
+            .await?,
         &[RejectReason::UnknownNode(99)],
     )?;
     expect_rejected(
-        "promote(existing voter)",
-        cluster.bounded("promote", engine.promote(follower)).await?,
+        "promote_learner(existing voter)",
+        cluster
+            .bounded("promote_learner", engine.promote_learner(follower))
+            .await?,
         &[
             RejectReason::NotALearner(follower),
             RejectReason::AlreadyMember(follower),
@@ -1296,5 +1300,177 @@ pub async fn quorum_ack_is_anchored_at_send_time<B: Backend>(
         "quorum_ack kept advancing on an isolated leader: {frozen:?} then {later:?}"
     );
     cluster.heal_all();
+    cluster.shutdown().await
+}
+
+/// Transfer without a target hands leadership to the most up-to-date voter and returns it once
+/// it leads: with one follower cut off and behind, the other one must be chosen, and the
+/// cluster then takes writes through it.
+pub async fn transfer_without_target_picks_an_up_to_date_voter<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let leader = leader_and_warm_up(&cluster).await?;
+    let followers = cluster.others(leader);
+    let (lagging, current) = (followers[0], followers[1]);
+    cluster.isolate(lagging);
+    for i in 0..5u64 {
+        cluster
+            .put(leader, KEY, 40 + i)
+            .await?
+            .map_err(|err| Failure::new(format!("write {i} with {lagging} cut off: {err}")))?;
+    }
+    let engine = cluster.engine(leader)?;
+    let result = cluster
+        .bounded(
+            format!("transfer_leadership(None) on node {leader}"),
+            engine.transfer_leadership(None),
+        )
+        .await?;
+    match result {
+        Ok(new) => ensure!(
+            new == current,
+            "transfer_leadership(None) returned {new}; the only up-to-date voter is {current} \
+             ({lagging} is cut off and behind)"
+        ),
+        Err(err) => fail!("transfer_leadership(None) from {leader} failed: {err}"),
+    }
+    let status = cluster.engine(current)?.status();
+    ensure!(
+        status.role == Role::Leader,
+        "transfer returned {current} but it is {:?}",
+        status.role
+    );
+    cluster
+        .put(current, KEY, 49)
+        .await?
+        .map_err(|err| Failure::new(format!("write on the new leader {current} failed: {err}")))?;
+    cluster.heal();
+    cluster.check_election_safety()?;
+    cluster.shutdown().await
+}
+
+/// With `Config::snapshot_after_entries` set, every node builds a snapshot by itself once it
+/// has applied that many entries and compacts its log behind it; a whole-cluster restart then
+/// rebuilds every state machine from snapshot and log.
+pub async fn snapshot_policy_builds_snapshots<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
+    let every = 5;
+    let spec = ClusterSpec::new(3).with_config(|config| config.snapshot_after_entries = every);
+    let cluster = h.cluster_with(spec, h.seed()).await?;
+    let wait = cluster.election_wait();
+    let leader = leader_and_warm_up(&cluster).await?;
+    for key in 10..22u64 {
+        cluster
+            .put(leader, key, key * 10)
+            .await?
+            .map_err(|err| Failure::new(format!("write to key {key} failed: {err}")))?;
+    }
+    let built = cluster
+        .wait_until(
+            "every node builds a snapshot and compacts its log by policy",
+            wait,
+            |c| {
+                c.ids().iter().all(|&id| {
+                    let Ok(store) = c.store(id) else {
+                        return false;
+                    };
+                    let snapshot = raftengine::LogStore::snapshot(&store).ok().flatten();
+                    let first = raftengine::LogStore::log_state(&store)
+                        .map(|state| state.first_index())
+                        .unwrap_or(0);
+                    snapshot.is_some_and(|s| s.meta.last_index >= every && first > 1)
+                })
+            },
+        )
+        .await;
+    if let Err(failure) = built {
+        let mut stores = String::new();
+        for id in cluster.ids() {
+            let store = cluster.store(id)?;
+            stores.push_str(&format!(
+                "node {id}: snapshot {:?}, log {:?}; ",
+                raftengine::LogStore::snapshot(&store).map(|s| s.map(|s| s.meta)),
+                raftengine::LogStore::log_state(&store)
+            ));
+        }
+        return Err(failure.context(stores));
+    }
+    for id in cluster.ids() {
+        cluster.crash(id).await?;
+    }
+    for id in cluster.ids() {
+        cluster.restart(id).await?;
+    }
+    cluster.wait_for_leader(wait).await?;
+    cluster.put_via_leader(KEY, 7, wait).await?;
+    cluster.wait_converged(Duration::from_secs(10)).await?;
+    for id in cluster.ids() {
+        let sm = cluster.state_machine(id)?;
+        for key in 10..22u64 {
+            let held = sm.read(|sm| sm.get(key)).map(|v| v.value);
+            ensure!(
+                held == Some(key * 10),
+                "after restarting from its snapshot, node {id} holds {held:?} for key {key}, \
+                 not {}",
+                key * 10
+            );
+        }
+    }
+    cluster.shutdown().await
+}
+
+/// `quorum_ack().sent_at` is read on the engine's own clock (the one it was started with, which
+/// `Engine::clock` returns): with every node's clock hundreds of seconds apart and drifting, a
+/// leader's acknowledgement is recent on its own clock, and would be far off on any other.
+pub async fn quorum_ack_is_on_the_engine_clock<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
+    let mut spec = ClusterSpec::new(3);
+    for (id, rate) in [(1, 1.01), (2, 0.99), (3, 1.0)] {
+        spec.clocks
+            .insert(id, (Duration::from_secs(id * 100), rate));
+    }
+    let cluster = h.cluster_with(spec, h.seed()).await?;
+    let leader = leader_and_warm_up(&cluster).await?;
+    let engine = cluster.engine(leader)?;
+    let started_with = cluster.clock(leader)?;
+    let reported = engine.clock().now();
+    let own = raftengine::Clock::now(started_with.as_ref());
+    let apart = if reported > own {
+        reported - own
+    } else {
+        own - reported
+    };
+    ensure!(
+        apart < Duration::from_millis(1),
+        "Engine::clock reads {apart:?} away from the clock node {leader} was started with"
+    );
+    let config = cluster.config().clone();
+    let freshness = config.heartbeat_interval * 3 + config.rpc_timeout;
+    let mut samples = 0;
+    let sampling_end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < sampling_end {
+        let status = engine.status();
+        let ack = engine.quorum_ack();
+        let now = raftengine::Clock::now(started_with.as_ref());
+        if status.role == Role::Leader {
+            let Some(ack) = ack else {
+                fail!("leader {leader} reports no quorum_ack while its quorum answers");
+            };
+            ensure!(
+                ack.sent_at <= now,
+                "quorum_ack was sent {:?} in the future of node {leader}'s clock: it is not read \
+                 on that clock",
+                ack.sent_at - now
+            );
+            let age = now - ack.sent_at;
+            ensure!(
+                age <= freshness,
+                "quorum_ack is {age:?} old on node {leader}'s clock (expected at most \
+                 {freshness:?}): it is not read on that clock"
+            );
+            samples += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    ensure!(samples > 50, "only {samples} samples while leading");
     cluster.shutdown().await
 }

@@ -1,14 +1,15 @@
 //! Rules of the `Engine` contract about bad input and abnormal ends: an oversized command, a
-//! panicking state machine, an engine dropped without `shutdown`. (Too much uncommitted data
-//! is `backpressure`.)
+//! panicking state machine, a failing log store, an engine dropped without `shutdown` (and
+//! restarted at once),
+//! shutdown with calls waiting. (Too much uncommitted data is `backpressure`.)
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use raftengine::{ErrorKind, RejectReason, Role};
+use raftengine::{ErrorKind, LossCause, NodeId, RejectReason, Role};
 
-use crate::harness::{Backend, ClusterSpec, Failure, Harness};
+use crate::harness::{Backend, Cluster, ClusterSpec, Failure, Harness};
 use crate::sm::{Command, POISON};
 use crate::{ensure, fail};
 
@@ -133,6 +134,89 @@ pub async fn state_machine_panic_is_fatal<B: Backend>(h: &Harness<B>) -> Result<
     Ok(())
 }
 
+/// A log store whose writes start failing stops the node: the proposal that met the failure
+/// fails with `Storage` (never hangs, is never acknowledged), later calls fail with `Fatal`,
+/// leader loss fires with cause `Fatal`, the status turns to `Shutdown`, and the other nodes
+/// elect a new leader and keep every write acknowledged before.
+pub async fn a_failing_store_stops_the_node<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let wait = cluster.election_wait();
+    let leader = cluster.wait_for_leader(wait).await?;
+    cluster
+        .put(leader, 1, 1)
+        .await?
+        .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
+    let engine = cluster.engine(leader)?;
+    let term = engine.status().term;
+    let fatal = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&fatal);
+    let _subscription = engine.on_leader_loss(Box::new(move |loss| {
+        if loss.cause == LossCause::Fatal {
+            seen.store(true, Ordering::SeqCst);
+        }
+    }));
+    cluster.store(leader)?.set_fail_writes(true);
+    let answer = cluster
+        .bounded(
+            "propose on a failing store",
+            engine.propose(Command::Put { key: 2, value: 2 }.encode()),
+        )
+        .await?;
+    println!(
+        "{}: a write on a failing store answered {answer:?}",
+        B::NAME
+    );
+    match &answer {
+        Err(err) if err.kind() == &ErrorKind::Storage => {}
+        other => fail!("a proposal whose log write failed answered {other:?}, not Storage"),
+    }
+    cluster
+        .wait_until("the leader stops", cluster.call_limit(), |_| {
+            engine.status().role == Role::Shutdown
+        })
+        .await?;
+    ensure!(
+        fatal.load(Ordering::SeqCst),
+        "leader loss did not fire with cause Fatal"
+    );
+    let later = cluster
+        .bounded(
+            "propose after the store failed",
+            engine.propose(Command::Put { key: 3, value: 3 }.encode()),
+        )
+        .await?;
+    ensure!(
+        matches!(&later, Err(err) if err.kind() == &ErrorKind::Fatal),
+        "a call after the store failed answered {later:?}, not Fatal"
+    );
+    cluster.isolate(leader);
+    let new = cluster
+        .wait_for_leader_among(&cluster.others(leader), wait)
+        .await?;
+    ensure!(
+        cluster.engine(new)?.status().term > term,
+        "node {new} leads but not in a newer term than {term}"
+    );
+    cluster
+        .put(new, 4, 4)
+        .await?
+        .map_err(|err| Failure::new(format!("the survivors could not write: {err}")))?;
+    let read = cluster
+        .linearizable_get(new, 1)
+        .await?
+        .map_err(|err| Failure::new(format!("a read on the new leader failed: {err}")))?;
+    ensure!(
+        read.as_ref().map(|v| v.value) == Some(1),
+        "the write acknowledged before the failure reads as {read:?} on the new leader"
+    );
+    let _ = cluster
+        .bounded("shutdown of the stopped leader", engine.shutdown())
+        .await?;
+    let _ = cluster.crash(leader).await;
+    cluster.heal();
+    cluster.shutdown().await
+}
+
 /// Dropping the last handle of a leading engine without `shutdown` stops it like a crash:
 /// leader loss fires, it stops serving its peers (so they elect another leader), and it
 /// restarts from its store.
@@ -209,8 +293,10 @@ pub async fn unsupported_operations_are_unsupported<B: Backend>(
             .bounded("add_learner", engine.add_learner(99))
             .await?;
         expect("add_learner", answer.map(|_| ()))?;
-        let answer = cluster.bounded("promote", engine.promote(99)).await?;
-        expect("promote", answer.map(|_| ()))?;
+        let answer = cluster
+            .bounded("promote_learner", engine.promote_learner(99))
+            .await?;
+        expect("promote_learner", answer.map(|_| ()))?;
         let answer = cluster
             .bounded("remove_node", engine.remove_node(99))
             .await?;
@@ -239,4 +325,109 @@ pub async fn unsupported_operations_are_unsupported<B: Backend>(
         engine.capabilities().names()
     );
     cluster.shutdown().await
+}
+
+/// `shutdown` fails every waiting call with `Shutdown` (here a proposal that cannot commit,
+/// the leader being cut off), fires leader loss once with cause `Shutdown`, and is idempotent:
+/// a second call returns `Ok` and fires nothing more.
+pub async fn shutdown_fails_waiters_and_is_idempotent<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let leader = leader_after_a_write(&cluster).await?;
+    let engine = cluster.engine(leader)?;
+    let causes = Arc::new(Mutex::new(Vec::new()));
+    let _subscription = {
+        let causes = Arc::clone(&causes);
+        engine.on_leader_loss(Box::new(move |loss| {
+            causes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(loss.cause);
+        }))
+    };
+    cluster.isolate(leader);
+    let before = engine.status().last_log_index;
+    let pending = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .propose(Command::Put { key: 2, value: 2 }.encode())
+                .await
+        })
+    };
+    // Shut down only once the proposal waits inside the engine, not still on its way in.
+    cluster
+        .wait_until(
+            "the cut-off leader appends the proposal",
+            cluster.election_wait(),
+            |_| engine.status().last_log_index > before,
+        )
+        .await?;
+    let first = cluster
+        .bounded(format!("shutdown of node {leader}"), engine.shutdown())
+        .await?;
+    ensure!(first.is_ok(), "shutdown answered {first:?}");
+    let second = cluster
+        .bounded(
+            format!("second shutdown of node {leader}"),
+            engine.shutdown(),
+        )
+        .await?;
+    ensure!(second.is_ok(), "a second shutdown answered {second:?}");
+    let answer = cluster
+        .bounded("the proposal waiting at shutdown", pending)
+        .await?
+        .map_err(|err| Failure::new(format!("the proposal task panicked: {err}")))?;
+    match &answer {
+        Err(err) if *err.kind() == ErrorKind::Shutdown => {}
+        other => fail!("a proposal waiting when shutdown started answered {other:?}, not Shutdown"),
+    }
+    ensure!(
+        engine.status().role == Role::Shutdown,
+        "status after shutdown: {:?}",
+        engine.status().role
+    );
+    let causes = causes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    ensure!(
+        causes == [LossCause::Shutdown],
+        "leader loss should fire once, with Shutdown; it fired {causes:?}"
+    );
+    cluster.heal();
+    cluster.shutdown().await
+}
+
+/// A follower whose engine is dropped without `shutdown` and started again at once, on the
+/// same store and network address, rejoins: the new engine receives its peers' messages (what
+/// is left of the dropped one must not keep serving the address) and catches up.
+pub async fn restart_right_after_drop_rejoins<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let wait = cluster.election_wait();
+    let leader = leader_after_a_write(&cluster).await?;
+    let follower = cluster.others(leader)[0];
+    cluster.abandon(follower)?;
+    cluster.restart(follower).await?;
+    let version = cluster
+        .put(leader, 1, 2)
+        .await?
+        .map_err(|err| Failure::new(format!("a write after the restart failed: {err}")))?;
+    let sm = cluster.state_machine(follower)?;
+    cluster
+        .wait_until("the restarted follower applies the new write", wait, |_| {
+            sm.read(|sm| sm.get(1))
+                .is_some_and(|v| v.version >= version)
+        })
+        .await?;
+    cluster.wait_converged(wait).await?;
+    cluster.shutdown().await
+}
+
+/// Waits for a leader and writes key 1 through it: the cluster works before the case begins.
+async fn leader_after_a_write<B: Backend>(cluster: &Cluster<B>) -> Result<NodeId, Failure> {
+    let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
+    cluster
+        .put(leader, 1, 1)
+        .await?
+        .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
+    Ok(leader)
 }

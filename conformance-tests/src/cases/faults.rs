@@ -301,7 +301,10 @@ impl<B: Backend> Injector<B> {
         tokio::time::sleep(self.cluster.config().heartbeat_interval * 4).await;
         let promoted = self
             .cluster
-            .bounded(format!("promote({new})"), engine.promote(new))
+            .bounded(
+                format!("promote_learner({new})"),
+                engine.promote_learner(new),
+            )
             .await?;
         if let Err(err) = promoted {
             self.note(format!("added learner {new}; promote refused: {err}"));

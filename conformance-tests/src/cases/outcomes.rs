@@ -241,7 +241,7 @@ pub async fn interrupted_membership_change_does_not_wedge<B: Backend>(
     });
     let promote = {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.promote(4).await })
+        tokio::spawn(async move { engine.promote_learner(4).await })
     };
     let mut joint_index = None;
     let cut = within(&cluster, 2 * wait, |cl| {
@@ -258,12 +258,12 @@ pub async fn interrupted_membership_change_does_not_wedge<B: Backend>(
         cluster.isolate(leader);
     }
     let answer = cluster
-        .bounded("promote(4) on the leader being cut off", promote)
+        .bounded("promote_learner(4) on the leader being cut off", promote)
         .await?
         .map_err(|err| Failure::new(format!("promote task panicked: {err}")))?;
     println!(
         "{}: joint configuration committed at index {joint_index:?}, leader cut off: {cut}; \
-         promote(4) answered {answer:?}",
+         promote_learner(4) answered {answer:?}",
         B::NAME
     );
     cluster.net().set_default_faults(LinkFaults::default());
@@ -319,7 +319,7 @@ pub async fn interrupted_membership_change_does_not_wedge<B: Backend>(
     {
         ensure!(
             !membership.voters.contains(&4),
-            "promote(4) was answered {:?} (not applied), yet node 4 is a voter: {membership:?}",
+            "promote_learner(4) was answered {:?} (not applied), yet node 4 is a voter: {membership:?}",
             err.kind()
         );
     }

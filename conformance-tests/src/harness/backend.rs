@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use raftengine::{Capabilities, Clock, Config, Engine, LogStore, SharedStateMachine, Transport};
+use raftengine::{Capabilities, Config, Engine, EngineParts};
 
 use crate::sm::TestSm;
 
@@ -22,10 +22,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// impl conformance_tests::Backend for RaftRs {
 ///     const NAME: &'static str = "raftrs";
 ///     fn capabilities(&self) -> raftengine::Capabilities { /* ... */ }
-///     fn start(&self, config, sm, store, transport, clock)
+///     fn start(&self, parts: EngineParts<TestSm>)
 ///         -> conformance_tests::BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>> {
 ///         Box::pin(async move {
-///             let engine = RaftRsEngine::start_with_clock(config, sm, store, transport, clock).await?;
+///             let engine = RaftRsEngine::start(parts).await?;
 ///             Ok(Arc::new(engine) as Arc<dyn Engine>)
 ///         })
 ///     }
@@ -49,10 +49,6 @@ pub trait Backend: Send + Sync + 'static {
     /// (what the crashed engine persisted) and clock, and a fresh state machine.
     fn start(
         &self,
-        config: Config,
-        state_machine: SharedStateMachine<TestSm>,
-        store: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-        clock: Arc<dyn Clock>,
+        parts: EngineParts<TestSm>,
     ) -> BoxFuture<'static, raftengine::Result<Arc<dyn Engine>>>;
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use raftengine::sim::{DriftClock, MemNetwork};
 use raftengine::{
-    Applied, Clock, Config, Engine, MemLogStore, NodeId, Role, SharedStateMachine, Status,
-    Transport,
+    Applied, Clock, Config, Engine, EngineParts, MemLogStore, NodeId, Role, SharedStateMachine,
+    Status, Transport,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -169,13 +169,9 @@ impl<B: Backend> Cluster<B> {
         };
         let transport: Arc<dyn Transport> = Arc::new(self.inner.net.transport(id));
         let clock: Arc<dyn Clock> = clock;
-        let start = self.inner.backend.start(
-            config.clone(),
-            state_machine,
-            Arc::new(store),
-            transport,
-            clock,
-        );
+        let parts = EngineParts::new(config.clone(), state_machine, Arc::new(store), transport)
+            .with_clock(clock);
+        let start = self.inner.backend.start(parts);
         let limit = self.call_limit();
         let engine = match tokio::time::timeout(limit, start).await {
             Ok(Ok(engine)) => engine,
@@ -218,7 +214,7 @@ impl<B: Backend> Cluster<B> {
     }
 
     fn watch_elections(&self, id: NodeId, engine: &Arc<dyn Engine>) -> JoinHandle<()> {
-        let mut statuses = engine.subscribe();
+        let mut statuses = engine.watch_status();
         let log = Arc::clone(&self.inner.elections);
         tokio::spawn(async move {
             loop {

@@ -5,6 +5,9 @@
 //! are a presence byte (0 or 1) and, if present, a byte string; counts are `u16`. Decoding
 //! checks every length against what is left before allocating, rejects trailing bytes and
 //! unknown tags, and never panics.
+//!
+//! Version-guarded transactions have their own command tag rather than a new format version:
+//! entries already in a log (written with format version 1) keep decoding unchanged.
 
 use std::fmt;
 
@@ -22,6 +25,17 @@ pub struct Condition {
     pub key: Bytes,
     /// The value it must hold, or `None` if it must be absent.
     pub expected: Option<Bytes>,
+}
+
+/// A condition on a key's version: the log index of the entry that last modified the key (see
+/// [`KvStateMachine::version`](super::KvStateMachine::version)). Unlike a value condition it
+/// also fails when the key was changed and then set back to the value it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCondition {
+    /// The key to check.
+    pub key: Bytes,
+    /// The version it must still have.
+    pub version: u64,
 }
 
 /// A write inside a transaction.
@@ -83,6 +97,14 @@ pub enum KvCommand {
     },
     /// A multi-key conditional transaction.
     Txn(Txn),
+    /// A transaction that also requires every key in `versions` to still have that version;
+    /// the version conditions are checked first, then `txn` runs as [`KvCommand::Txn`] would.
+    VersionedTxn {
+        /// Version conditions, checked against the state before any operation.
+        versions: Vec<VersionCondition>,
+        /// Value conditions and operations.
+        txn: Txn,
+    },
 }
 
 /// What the state machine answered.
@@ -95,8 +117,10 @@ pub enum KvResponse {
         /// The previous value.
         previous: Option<Bytes>,
     },
-    /// A condition failed: nothing changed. `key` is the first failing key, `actual` what it
-    /// holds. This is an application outcome, not an engine error: it never touches the lease.
+    /// A condition failed: nothing changed. `key` is the first failing key (version conditions
+    /// are checked before value conditions), `actual` what it holds, which after a failed
+    /// version condition may be the very value it held before. This is an application outcome,
+    /// not an engine error: it never touches the lease.
     Conflict {
         /// The key whose condition failed.
         key: Bytes,
@@ -142,6 +166,7 @@ mod tag {
     pub const DELETE: u8 = 3;
     pub const CAS: u8 = 4;
     pub const TXN: u8 = 5;
+    pub const VERSIONED_TXN: u8 = 6;
 
     pub const VALUE: u8 = 1;
     pub const DONE: u8 = 2;
@@ -322,25 +347,16 @@ impl KvCommand {
             }
             Self::Txn(txn) => {
                 w.u8(tag::TXN);
-                w.count(txn.conditions.len());
-                for c in &txn.conditions {
-                    w.bytes(&c.key);
-                    w.opt(c.expected.as_ref());
+                encode_txn(&mut w, txn);
+            }
+            Self::VersionedTxn { versions, txn } => {
+                w.u8(tag::VERSIONED_TXN);
+                w.count(versions.len());
+                for v in versions {
+                    w.bytes(&v.key);
+                    w.u64(v.version);
                 }
-                w.count(txn.ops.len());
-                for op in &txn.ops {
-                    match op {
-                        TxnOp::Put { key, value } => {
-                            w.u8(tag::OP_PUT);
-                            w.bytes(key);
-                            w.bytes(value);
-                        }
-                        TxnOp::Delete { key } => {
-                            w.u8(tag::OP_DELETE);
-                            w.bytes(key);
-                        }
-                    }
-                }
+                encode_txn(&mut w, txn);
             }
         }
         w.finish()
@@ -348,12 +364,18 @@ impl KvCommand {
 
     /// Checks the command can be encoded (transaction size limits).
     pub fn validate(&self) -> Result<(), DecodeError> {
-        if let Self::Txn(txn) = self
-            && (txn.conditions.len() > MAX_TXN_ITEMS || txn.ops.len() > MAX_TXN_ITEMS)
+        let (versions, txn) = match self {
+            Self::Txn(txn) => (0, txn),
+            Self::VersionedTxn { versions, txn } => (versions.len(), txn),
+            _ => return Ok(()),
+        };
+        if versions > MAX_TXN_ITEMS
+            || txn.conditions.len() > MAX_TXN_ITEMS
+            || txn.ops.len() > MAX_TXN_ITEMS
         {
             return Err(DecodeError::new(format!(
-                "a transaction carries at most {MAX_TXN_ITEMS} conditions and {MAX_TXN_ITEMS} \
-                 operations"
+                "a transaction carries at most {MAX_TXN_ITEMS} version conditions, \
+                 {MAX_TXN_ITEMS} value conditions and {MAX_TXN_ITEMS} operations"
             )));
         }
         Ok(())
@@ -379,40 +401,78 @@ impl KvCommand {
                 expected: r.opt("expected value")?,
                 new: r.opt("new value")?,
             },
-            tag::TXN => {
-                let n = r.count("condition count")?;
-                let mut conditions = Vec::with_capacity(n);
+            tag::TXN => Self::Txn(decode_txn(&mut r)?),
+            tag::VERSIONED_TXN => {
+                let n = r.count("version condition count")?;
+                let mut versions = Vec::with_capacity(n);
                 for _ in 0..n {
-                    conditions.push(Condition {
-                        key: r.bytes("condition key")?,
-                        expected: r.opt("condition value")?,
+                    versions.push(VersionCondition {
+                        key: r.bytes("version condition key")?,
+                        version: r.u64("version condition version")?,
                     });
                 }
-                let n = r.count("operation count")?;
-                let mut ops = Vec::with_capacity(n);
-                for _ in 0..n {
-                    ops.push(match r.u8("operation tag")? {
-                        tag::OP_PUT => TxnOp::Put {
-                            key: r.bytes("operation key")?,
-                            value: r.bytes("operation value")?,
-                        },
-                        tag::OP_DELETE => TxnOp::Delete {
-                            key: r.bytes("operation key")?,
-                        },
-                        other => {
-                            return Err(DecodeError::new(format!(
-                                "unknown transaction operation tag {other}"
-                            )));
-                        }
-                    });
+                Self::VersionedTxn {
+                    versions,
+                    txn: decode_txn(&mut r)?,
                 }
-                Self::Txn(Txn { conditions, ops })
             }
             other => return Err(DecodeError::new(format!("unknown command tag {other}"))),
         };
         r.finish()?;
         Ok(command)
     }
+}
+
+fn encode_txn(w: &mut Writer, txn: &Txn) {
+    w.count(txn.conditions.len());
+    for c in &txn.conditions {
+        w.bytes(&c.key);
+        w.opt(c.expected.as_ref());
+    }
+    w.count(txn.ops.len());
+    for op in &txn.ops {
+        match op {
+            TxnOp::Put { key, value } => {
+                w.u8(tag::OP_PUT);
+                w.bytes(key);
+                w.bytes(value);
+            }
+            TxnOp::Delete { key } => {
+                w.u8(tag::OP_DELETE);
+                w.bytes(key);
+            }
+        }
+    }
+}
+
+fn decode_txn(r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
+    let n = r.count("condition count")?;
+    let mut conditions = Vec::with_capacity(n);
+    for _ in 0..n {
+        conditions.push(Condition {
+            key: r.bytes("condition key")?,
+            expected: r.opt("condition value")?,
+        });
+    }
+    let n = r.count("operation count")?;
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        ops.push(match r.u8("operation tag")? {
+            tag::OP_PUT => TxnOp::Put {
+                key: r.bytes("operation key")?,
+                value: r.bytes("operation value")?,
+            },
+            tag::OP_DELETE => TxnOp::Delete {
+                key: r.bytes("operation key")?,
+            },
+            other => {
+                return Err(DecodeError::new(format!(
+                    "unknown transaction operation tag {other}"
+                )));
+            }
+        });
+    }
+    Ok(Txn { conditions, ops })
 }
 
 impl KvResponse {
@@ -514,6 +574,32 @@ mod tests {
                 ],
             }),
             KvCommand::Txn(Txn::default()),
+            KvCommand::VersionedTxn {
+                versions: vec![
+                    VersionCondition {
+                        key: b("w"),
+                        version: 7,
+                    },
+                    VersionCondition {
+                        key: b(""),
+                        version: u64::MAX,
+                    },
+                ],
+                txn: Txn {
+                    conditions: vec![Condition {
+                        key: b("a"),
+                        expected: None,
+                    }],
+                    ops: vec![TxnOp::Put {
+                        key: b("w"),
+                        value: b("x"),
+                    }],
+                },
+            },
+            KvCommand::VersionedTxn {
+                versions: vec![],
+                txn: Txn::default(),
+            },
         ]
     }
 
@@ -635,12 +721,133 @@ mod tests {
     }
 
     #[test]
+    fn the_versioned_layout_is_stable() {
+        let bytes = KvCommand::VersionedTxn {
+            versions: vec![VersionCondition {
+                key: b("k"),
+                version: 0x0102,
+            }],
+            txn: Txn {
+                conditions: vec![],
+                ops: vec![TxnOp::Delete { key: b("k") }],
+            },
+        }
+        .encode();
+        assert_eq!(
+            &bytes[..],
+            &[
+                // Format, tag, one version condition: key "k", version 0x0102.
+                1, 6, 1, 0, 1, 0, 0, 0, b'k', 2, 1, 0, 0, 0, 0, 0, 0,
+                // No value conditions, one operation: delete "k".
+                0, 0, 1, 0, 2, 1, 0, 0, 0, b'k'
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_version_conditions_are_rejected() {
+        let too_many = [FORMAT_VERSION, tag::VERSIONED_TXN, 65, 0];
+        assert!(
+            KvCommand::decode(&too_many)
+                .unwrap_err()
+                .to_string()
+                .contains("version condition count")
+        );
+        // A key whose version is cut short.
+        let short_version = [FORMAT_VERSION, tag::VERSIONED_TXN, 1, 0, 0, 0, 0, 0, 9, 9];
+        assert!(
+            KvCommand::decode(&short_version)
+                .unwrap_err()
+                .to_string()
+                .contains("truncated version condition version")
+        );
+        // Well-formed version conditions followed by no transaction body at all.
+        let no_body = [
+            FORMAT_VERSION,
+            tag::VERSIONED_TXN,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        assert!(
+            KvCommand::decode(&no_body)
+                .unwrap_err()
+                .to_string()
+                .contains("condition count")
+        );
+        let huge_key = [
+            FORMAT_VERSION,
+            tag::VERSIONED_TXN,
+            1,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ];
+        assert!(KvCommand::decode(&huge_key).is_err());
+        let bad_op = KvCommand::VersionedTxn {
+            versions: vec![],
+            txn: Txn {
+                conditions: vec![],
+                ops: vec![TxnOp::Delete { key: b("k") }],
+            },
+        }
+        .encode();
+        let mut bad_op = bad_op.to_vec();
+        // Version, tag, three counts (versions, conditions, operations), then the operation tag.
+        bad_op[8] = 9;
+        assert!(
+            KvCommand::decode(&bad_op)
+                .unwrap_err()
+                .to_string()
+                .contains("operation tag")
+        );
+    }
+
+    #[test]
     fn oversized_transactions_fail_validation() {
         let big = KvCommand::Txn(Txn {
             conditions: vec![],
             ops: vec![TxnOp::Delete { key: b("k") }; MAX_TXN_ITEMS + 1],
         });
         assert!(big.validate().is_err());
+        let many_versions = KvCommand::VersionedTxn {
+            versions: vec![
+                VersionCondition {
+                    key: b("k"),
+                    version: 1,
+                };
+                MAX_TXN_ITEMS + 1
+            ],
+            txn: Txn::default(),
+        };
+        assert!(many_versions.validate().is_err());
+        let big_inner = KvCommand::VersionedTxn {
+            versions: vec![],
+            txn: Txn {
+                conditions: vec![
+                    Condition {
+                        key: b("k"),
+                        expected: None,
+                    };
+                    MAX_TXN_ITEMS + 1
+                ],
+                ops: vec![],
+            },
+        };
+        assert!(big_inner.validate().is_err());
         assert!(commands().iter().all(|c| c.validate().is_ok()));
     }
 }

@@ -8,7 +8,8 @@ pub mod storm;
 
 pub use command::{
     Condition, DecodeError, FORMAT_VERSION, KvCommand, KvResponse, MAX_TXN_ITEMS, Txn, TxnOp,
+    VersionCondition,
 };
-pub use state_machine::KvStateMachine;
+pub use state_machine::{KvStateMachine, MAX_TOMBSTONES};
 pub use store::KvStore;
 pub use storm::{StormConfig, StormReport, conflict_storm};

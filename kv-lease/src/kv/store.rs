@@ -93,6 +93,21 @@ impl KvStore {
         Ok(self.state.read(|sm| sm.get(key)))
     }
 
+    /// Reads `key`'s value and version (see [`KvStateMachine::version`]) under the lease, on
+    /// the same path as [`KvStore::get`].
+    pub async fn get_versioned(&self, key: &[u8]) -> Result<ReadOutcome<(Option<Bytes>, u64)>> {
+        let state = &self.state;
+        self.lease
+            .read(|| state.read(|sm| sm.get_versioned(key)))
+            .await
+    }
+
+    /// Reads `key`'s value and version after a `linearizable_read()` quorum round.
+    pub async fn get_versioned_linearizable(&self, key: &[u8]) -> Result<(Option<Bytes>, u64)> {
+        self.lease.linearizable_read().await?;
+        Ok(self.state.read(|sm| sm.get_versioned(key)))
+    }
+
     /// Reads `key` through the log (a replicated `Get` command).
     pub async fn get_replicated(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>> {
         match self.execute(KvCommand::Get { key: key.into() }).await? {

@@ -40,7 +40,7 @@ impl OpenraftEngine {
     }
 
     /// Turns learner `id` into a voter (joint consensus, then the final config).
-    pub(super) async fn promote_learner(&self, id: NodeId) -> Result<Membership> {
+    pub(super) async fn promote_to_voter(&self, id: NodeId) -> Result<Membership> {
         self.check_running()?;
         self.require_leader()?;
         let membership = self.leave_joint(self.current_membership()).await?;

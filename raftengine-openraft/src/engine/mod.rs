@@ -14,9 +14,9 @@ use openraft::errors::InitializeError;
 use openraft::{EmptyNode, LinearizerOption};
 use raftengine::adapter::{LeadershipTracker, with_deadline};
 use raftengine::{
-    Applied, Capabilities, Clock, Config, Engine, Error, ErrorKind, LeaderLossCallback, LogStore,
-    Membership, NodeId, QuorumAck, ReadIndex, Result, Role, SharedStateMachine, SnapshotInfo,
-    StateMachine, Status, Subscription, Timing, TokioClock, Transport,
+    Applied, Capabilities, Clock, Config, Engine, EngineParts, Error, ErrorKind,
+    LeaderLossCallback, Membership, NodeId, QuorumAck, ReadIndex, Result, Role, SnapshotInfo,
+    StartEngine, StateMachine, Status, Subscription, Timing, Transport,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,7 +39,7 @@ use crate::types::{Command, Raft, engine_index, engine_index_of, seeded, term_of
 ///
 /// Indexes reported by this engine (in [`Status`], [`Applied`], [`ReadIndex`],
 /// [`SnapshotInfo`] and to the state machine) are openraft's log indexes plus one, matching the
-/// shared [`LogStore`] whose first entry is 1.
+/// shared [`raftengine::LogStore`] whose first entry is 1.
 ///
 /// Bootstrap: on a store without state, every node listed in `Config::initial_voters` (and
 /// itself among them) calls openraft's `initialize` with those voters; all of them write the
@@ -89,36 +89,25 @@ fn storage_error(context: &str, err: impl fmt::Display) -> Error {
     Error::new(ErrorKind::Storage).with_context(format!("{context}: {err}"))
 }
 
+/// Starts a node: restores from the store (or bootstraps per `config.initial_voters`), serves
+/// peers on the transport, and reports times on the clock. If the store holds a snapshot it is
+/// restored into the (empty) state machine and openraft re-applies the committed log after it.
+impl StartEngine for OpenraftEngine {
+    async fn start<S: StateMachine>(parts: EngineParts<S>) -> Result<Self> {
+        Self::start_parts(parts).await
+    }
+}
+
 impl OpenraftEngine {
-    /// Starts a node on tokio's clock. See [`OpenraftEngine::start_with_clock`].
-    pub async fn start<S: StateMachine>(
-        config: Config,
-        state_machine: SharedStateMachine<S>,
-        store: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-    ) -> Result<Self> {
-        Self::start_with_clock(
+    async fn start_parts<S: StateMachine>(parts: EngineParts<S>) -> Result<Self> {
+        let EngineParts {
             config,
             state_machine,
             store,
             transport,
-            Arc::new(TokioClock),
-        )
-        .await
-    }
-
-    /// Starts a node: restores from `store` (or bootstraps per `config.initial_voters`), serves
-    /// peers on `transport`, and reports times on `clock`.
-    ///
-    /// The state machine must be empty; if the store holds a snapshot it is restored into it
-    /// and openraft re-applies the committed log after it.
-    pub async fn start_with_clock<S: StateMachine>(
-        config: Config,
-        state_machine: SharedStateMachine<S>,
-        store: Arc<dyn LogStore>,
-        transport: Arc<dyn Transport>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self> {
+            clock,
+            ..
+        } = parts;
         config.validate()?;
         let native = openraft_config(&config)?;
         let timing = timing(&native, config.max_clock_drift);
@@ -205,7 +194,16 @@ impl OpenraftEngine {
         if *self.inner.stopping.borrow() {
             return Err(Error::shutdown());
         }
-        Ok(())
+        // openraft stops its core for good on a failed store write (the call that met it got
+        // `Storage`); every later call is `Fatal` until the node restarts on a healthy store.
+        let metrics = self.inner.raft.metrics();
+        match &metrics.borrow_watched().running_state {
+            Ok(()) => Ok(()),
+            Err(openraft::errors::Fatal::Stopped) => Err(Error::shutdown()),
+            Err(fatal) => Err(Error::new(ErrorKind::Fatal).with_context(format!(
+                "the node stopped after a failure ({fatal}); restart it on a healthy store"
+            ))),
+        }
     }
 
     /// Runs `operation` under `limit`, failing it with `Shutdown` as soon as shutdown begins.
@@ -290,7 +288,7 @@ impl Engine for OpenraftEngine {
         self.inner.shared.status.borrow().clone()
     }
 
-    fn subscribe(&self) -> watch::Receiver<Status> {
+    fn watch_status(&self) -> watch::Receiver<Status> {
         self.inner.shared.status.subscribe()
     }
 
@@ -395,8 +393,8 @@ impl Engine for OpenraftEngine {
         self.join_learner(id).await
     }
 
-    async fn promote(&self, id: NodeId) -> Result<Membership> {
-        self.promote_learner(id).await
+    async fn promote_learner(&self, id: NodeId) -> Result<Membership> {
+        self.promote_to_voter(id).await
     }
 
     async fn remove_node(&self, id: NodeId) -> Result<Membership> {

@@ -1,21 +1,21 @@
 //! One Redis client connection: authentication, MULTI/EXEC state, WATCH, and turning data
 //! commands into reads and single atomic writes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use kv_lease::kv::{Condition, KvCommand, KvResponse, MAX_TXN_ITEMS, Txn, TxnOp};
+use kv_lease::kv::{KvCommand, KvResponse, MAX_TXN_ITEMS};
 use raftengine::Role;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::codec::Framed;
 
-use super::exec::{DataCommand, Reply, SetCondition, simulate};
-use super::node::{ErrorKindLabel, Node, NodeError, read_keys, write};
+use super::exec::{DataCommand, Plan, Reply, SetCondition, plan};
+use super::node::{ErrorKindLabel, Node, NodeError, read_versioned, write};
 use super::resp::{self, BoundedResp2, InfoSection, Request, WireError};
 
 /// How many times a command whose read set changed under it is retried before `-TRYAGAIN`.
@@ -123,8 +123,9 @@ struct Session {
     id: u64,
     authenticated: bool,
     name: Option<Bytes>,
-    /// Watched keys and the value each held when it was watched.
-    watched: BTreeMap<Bytes, Option<Bytes>>,
+    /// Watched keys and the version each had when it was watched: EXEC aborts if any was
+    /// modified since, even if set back to the same value.
+    watched: BTreeMap<Bytes, u64>,
     /// Commands queued since MULTI.
     queued: Option<Vec<DataCommand>>,
     /// A command queued since MULTI was invalid: EXEC answers EXECABORT.
@@ -251,9 +252,10 @@ impl Session {
         if fresh.is_empty() {
             return Reply::Ok;
         }
-        match read_keys(&front.node, fresh.clone(), front.node.deadline()).await {
+        match read_versioned(&front.node, fresh.clone(), front.node.deadline()).await {
             Ok(values) => {
-                self.watched.extend(fresh.into_iter().zip(values));
+                let versions = values.into_iter().map(|(_, version)| version);
+                self.watched.extend(fresh.into_iter().zip(versions));
                 Reply::Ok
             }
             Err(error) => node_error(front, error),
@@ -282,13 +284,17 @@ impl Session {
     }
 }
 
-/// Runs `commands` atomically: reads what they depend on, computes their replies and writes,
-/// and commits the writes as one log entry conditioned on everything read and on the watched
-/// keys still holding their watched values. `Ok(None)`: a watched key changed (EXEC nil).
+/// Runs `commands` atomically: reads the value and version of what they depend on, computes
+/// their replies and writes, and commits the writes as one log entry conditioned on the
+/// versions of everything read and on the watched keys still having their watched versions.
+/// `Ok(None)`: a watched key was modified since WATCH (EXEC nil).
+///
+/// An absent watched key may abort spuriously when the store pruned old tombstones in between
+/// (see [`kv_lease::kv::KvStateMachine::version`]); a modification is never missed.
 pub async fn execute(
     node: &Node,
     commands: &[DataCommand],
-    watched: &BTreeMap<Bytes, Option<Bytes>>,
+    watched: &BTreeMap<Bytes, u64>,
 ) -> Result<Option<Vec<Reply>>, NodeError> {
     let deadline = node.deadline();
     // The common single commands skip the general path: a blind SET is one Put.
@@ -322,49 +328,17 @@ pub async fn execute(
         let values = if keys.is_empty() {
             Vec::new()
         } else {
-            read_keys(node, keys.clone(), deadline).await?
+            read_versioned(node, keys.clone(), deadline).await?
         };
-        let snapshot: HashMap<Bytes, Option<Bytes>> = keys.iter().cloned().zip(values).collect();
-        let effect = simulate(commands, &snapshot);
-        if effect.writes.is_empty() {
-            // Nothing to write: the read itself is the linearization point.
-            let unchanged = watched
-                .iter()
-                .all(|(key, value)| snapshot.get(key) == Some(value));
-            return Ok(unchanged.then_some(effect.replies));
-        }
-        // Watched keys must still hold their watched values; other keys read must still hold
-        // what this attempt read.
-        let conditions: Vec<Condition> = snapshot
-            .iter()
-            .map(|(key, value)| Condition {
-                key: key.clone(),
-                expected: watched.get(key).cloned().unwrap_or_else(|| value.clone()),
-            })
-            .collect();
-        if conditions.len() > MAX_TXN_ITEMS || effect.writes.len() > MAX_TXN_ITEMS {
-            return Err(NodeError::Failed(format!(
-                "a command or transaction may read or write at most {MAX_TXN_ITEMS} keys"
-            )));
-        }
-        let mut ops: Vec<TxnOp> = effect
-            .writes
-            .into_iter()
-            .map(|(key, value)| match value {
-                Some(value) => TxnOp::Put { key, value },
-                None => TxnOp::Delete { key },
-            })
-            .collect();
-        let command = if conditions.is_empty() && ops.len() == 1 {
-            match ops.remove(0) {
-                TxnOp::Put { key, value } => KvCommand::Put { key, value },
-                TxnOp::Delete { key } => KvCommand::Delete { key },
-            }
-        } else {
-            KvCommand::Txn(Txn { conditions, ops })
+        let read: BTreeMap<Bytes, (Option<Bytes>, u64)> =
+            keys.iter().cloned().zip(values).collect();
+        let (command, replies) = match plan(commands, watched, &read).map_err(NodeError::Failed)? {
+            Plan::Aborted => return Ok(None),
+            Plan::Read(replies) => return Ok(Some(replies)),
+            Plan::Write { command, replies } => (command, replies),
         };
         match write(node, command, deadline).await? {
-            KvResponse::Committed | KvResponse::Done { .. } => return Ok(Some(effect.replies)),
+            KvResponse::Committed | KvResponse::Done { .. } => return Ok(Some(replies)),
             KvResponse::Conflict { key, .. } if watched.contains_key(&key) => return Ok(None),
             // A key read (not watched) changed between the read and the commit: do it again.
             KvResponse::Conflict { .. } => continue,

@@ -1,11 +1,13 @@
 //! The key-value commands of the Redis front end and their effect, computed over a snapshot of
 //! the keys they read. A command (or a whole MULTI block) is turned into one atomic write: the
-//! values it read become conditions of a single transaction, so the write commits only if
-//! nothing it depended on changed in between.
+//! versions of the keys it read, and of the keys the client watched, become conditions of a
+//! single transaction, so the write commits only if nothing it depended on was modified in
+//! between, even if a key was changed and then set back to the value read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
+use kv_lease::kv::{KvCommand, MAX_TXN_ITEMS, Txn, TxnOp, VersionCondition};
 
 /// What `SET` requires of the key's current state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +215,88 @@ pub fn simulate(commands: &[DataCommand], snapshot: &HashMap<Bytes, Option<Bytes
 
 use DataCommand as Self_;
 
+/// What one attempt at running commands over a versioned read decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// A watched key was modified since WATCH: EXEC answers nil and nothing is written.
+    Aborted,
+    /// Nothing to write: the read itself is the linearization point of these replies.
+    Read(Vec<Reply>),
+    /// Replicate `command`; if it commits, these are the replies.
+    Write {
+        /// One entry: the writes, conditioned on the versions read.
+        command: KvCommand,
+        /// One reply per command.
+        replies: Vec<Reply>,
+    },
+}
+
+/// Plans `commands` given `read`, the value and version of every key in their
+/// [`DataCommand::read_keys`] and in `watched`, read together, and `watched`, the version each
+/// watched key had at WATCH.
+///
+/// Every key read becomes a version condition (for a watched key, its version at WATCH, which
+/// equals the one read or the plan is [`Plan::Aborted`]). An error names a transaction larger
+/// than [`MAX_TXN_ITEMS`] keys read or written.
+pub fn plan(
+    commands: &[DataCommand],
+    watched: &BTreeMap<Bytes, u64>,
+    read: &BTreeMap<Bytes, (Option<Bytes>, u64)>,
+) -> Result<Plan, String> {
+    let modified = watched
+        .iter()
+        .any(|(key, version)| read.get(key).map(|(_, now)| now) != Some(version));
+    if modified {
+        return Ok(Plan::Aborted);
+    }
+    let snapshot: HashMap<Bytes, Option<Bytes>> = read
+        .iter()
+        .map(|(key, (value, _))| (key.clone(), value.clone()))
+        .collect();
+    let effect = simulate(commands, &snapshot);
+    if effect.writes.is_empty() {
+        return Ok(Plan::Read(effect.replies));
+    }
+    if read.len() > MAX_TXN_ITEMS || effect.writes.len() > MAX_TXN_ITEMS {
+        return Err(format!(
+            "a command or transaction may read or write at most {MAX_TXN_ITEMS} keys"
+        ));
+    }
+    let versions: Vec<VersionCondition> = read
+        .iter()
+        .map(|(key, (_, version))| VersionCondition {
+            key: key.clone(),
+            version: *version,
+        })
+        .collect();
+    let mut ops: Vec<TxnOp> = effect
+        .writes
+        .into_iter()
+        .map(|(key, value)| match value {
+            Some(value) => TxnOp::Put { key, value },
+            None => TxnOp::Delete { key },
+        })
+        .collect();
+    let command = if versions.is_empty() && ops.len() == 1 {
+        match ops.remove(0) {
+            TxnOp::Put { key, value } => KvCommand::Put { key, value },
+            TxnOp::Delete { key } => KvCommand::Delete { key },
+        }
+    } else {
+        KvCommand::VersionedTxn {
+            versions,
+            txn: Txn {
+                conditions: Vec::new(),
+                ops,
+            },
+        }
+    };
+    Ok(Plan::Write {
+        command,
+        replies: effect.replies,
+    })
+}
+
 /// Parses a stored value as Redis does for INCR: optional `-`, decimal digits, no spaces, no
 /// `+`, no leading zeros, fits in an `i64`.
 pub fn parse_integer(value: &[u8]) -> Option<i64> {
@@ -333,6 +417,113 @@ mod tests {
         ] {
             assert_eq!(parse_integer(bad), None, "{bad:?}");
         }
+    }
+
+    fn versioned(pairs: &[(&str, Option<&str>, u64)]) -> BTreeMap<Bytes, (Option<Bytes>, u64)> {
+        pairs
+            .iter()
+            .map(|(k, v, version)| (b(k), (v.map(b), *version)))
+            .collect()
+    }
+
+    fn set(key: &str, value: &str) -> DataCommand {
+        DataCommand::Set {
+            key: b(key),
+            value: b(value),
+            condition: SetCondition::Always,
+        }
+    }
+
+    #[test]
+    fn a_watched_key_set_back_to_its_value_aborts() {
+        // WATCH saw k = A at version 3; since then k went to B (4) and back to A (5).
+        let watched: BTreeMap<Bytes, u64> = [(b("k"), 3)].into_iter().collect();
+        let read = versioned(&[("k", Some("A"), 5)]);
+        assert_eq!(
+            plan(&[set("k", "mine")], &watched, &read),
+            Ok(Plan::Aborted)
+        );
+        assert_eq!(
+            plan(&[DataCommand::Get(b("k"))], &watched, &read),
+            Ok(Plan::Aborted),
+            "a read-only block aborts too"
+        );
+        // An absent key deleted and absent again has a new version as well.
+        let watched: BTreeMap<Bytes, u64> = [(b("gone"), 0)].into_iter().collect();
+        let read = versioned(&[("gone", None, 9)]);
+        assert_eq!(plan(&[], &watched, &read), Ok(Plan::Aborted));
+    }
+
+    #[test]
+    fn writes_are_conditioned_on_the_versions_read_and_watched() {
+        let watched: BTreeMap<Bytes, u64> = [(b("w"), 3)].into_iter().collect();
+        let read = versioned(&[("w", Some("A"), 3), ("n", Some("1"), 7)]);
+        let commands = [
+            DataCommand::IncrBy {
+                key: b("n"),
+                delta: 1,
+            },
+            set("w", "B"),
+        ];
+        let Ok(Plan::Write { command, replies }) = plan(&commands, &watched, &read) else {
+            panic!("expected a write");
+        };
+        assert_eq!(replies, vec![Reply::Integer(2), Reply::Ok]);
+        assert_eq!(
+            command,
+            KvCommand::VersionedTxn {
+                versions: vec![
+                    VersionCondition {
+                        key: b("n"),
+                        version: 7
+                    },
+                    VersionCondition {
+                        key: b("w"),
+                        version: 3
+                    },
+                ],
+                txn: Txn {
+                    conditions: vec![],
+                    ops: vec![
+                        TxnOp::Put {
+                            key: b("n"),
+                            value: b("2")
+                        },
+                        TxnOp::Put {
+                            key: b("w"),
+                            value: b("B")
+                        },
+                    ],
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn reads_and_blind_writes_need_no_transaction() {
+        let none = BTreeMap::new();
+        let read = versioned(&[("k", Some("v"), 2)]);
+        assert_eq!(
+            plan(&[DataCommand::Get(b("k"))], &none, &read),
+            Ok(Plan::Read(vec![Reply::Bulk(Some(b("v")))]))
+        );
+        assert_eq!(
+            plan(&[set("k", "x")], &none, &BTreeMap::new()),
+            Ok(Plan::Write {
+                command: KvCommand::Put {
+                    key: b("k"),
+                    value: b("x")
+                },
+                replies: vec![Reply::Ok],
+            })
+        );
+        let many: Vec<(String, Option<&str>, u64)> = (0..=MAX_TXN_ITEMS)
+            .map(|i| (format!("k{i}"), Some("v"), 1))
+            .collect();
+        let many: Vec<(&str, Option<&str>, u64)> =
+            many.iter().map(|(k, v, n)| (k.as_str(), *v, *n)).collect();
+        let keys = many.iter().map(|(k, ..)| b(k)).collect();
+        assert!(plan(&[DataCommand::Del(keys)], &none, &versioned(&many)).is_err());
     }
 
     #[test]

@@ -6,13 +6,15 @@
 //! to the leader with [`Transport::call`], the leader runs it locally and answers.
 //!
 //! Wire (after the tag byte), all integers little-endian:
-//! * request: kind `u8` (1 read, 2 write), the caller's remaining deadline in ms `u32`, then
-//!   for a read a `u16` key count and each key as `u32` length + bytes, for a write the
-//!   encoded `KvCommand`.
-//! * reply: status `u8` (1 values, 2 KV response, 3 error), then for values a `u16` count and
-//!   each as presence `u8` + (`u32` length + bytes), for a response the encoded `KvResponse`,
-//!   for an error a class `u8` ([`ErrorClass`]), a leader hint `u64` (0: none) and a UTF-8
-//!   message.
+//! * request: kind `u8` (1 read, 2 write, 3 versioned read), the caller's remaining deadline
+//!   in ms `u32`, then for a read of either kind a `u16` key count and each key as `u32` length
+//!   + bytes, for a write the encoded `KvCommand`.
+//! * reply: status `u8` (1 values, 2 KV response, 3 error, 4 versioned values), then for values
+//!   a `u16` count and each as presence `u8` + (`u32` length + bytes), for versioned values the
+//!   same with a `u64` version after each value, for a response the encoded `KvResponse`, for
+//!   an error a class `u8` ([`ErrorClass`]), a leader hint `u64` (0: none) and a UTF-8 message.
+//!
+//! Versioned reads have their own kind and status so plain reads keep their layout.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -33,6 +35,8 @@ pub const MAX_READ_KEYS: usize = u16::MAX as usize;
 pub enum Op {
     /// Reads these keys under the leader's lease (or after a quorum round).
     Read(Vec<Bytes>),
+    /// Reads these keys' values and versions, on the same paths as [`Op::Read`].
+    ReadVersioned(Vec<Bytes>),
     /// Replicates one command through the log.
     Write(KvCommand),
 }
@@ -42,6 +46,8 @@ pub enum Op {
 pub enum OpOutput {
     /// One value per key read.
     Values(Vec<Option<Bytes>>),
+    /// One value and version per key read.
+    Versioned(Vec<(Option<Bytes>, u64)>),
     /// The state machine's answer to a write.
     Response(KvResponse),
 }
@@ -79,8 +85,8 @@ pub fn encode_request(op: &Op, remaining: Duration) -> Result<Bytes, WireError> 
     buf.put_u8(TAG_FORWARD);
     let millis = u32::try_from(remaining.as_millis()).unwrap_or(u32::MAX);
     match op {
-        Op::Read(keys) => {
-            buf.put_u8(1);
+        Op::Read(keys) | Op::ReadVersioned(keys) => {
+            buf.put_u8(if matches!(op, Op::Read(_)) { 1 } else { 3 });
             buf.put_u32_le(millis);
             let count = u16::try_from(keys.len()).map_err(|_| WireError("too many keys"))?;
             buf.put_u16_le(count);
@@ -123,28 +129,61 @@ pub fn decode_request(mut buf: Bytes) -> Result<(Op, Duration), WireError> {
     let kind = buf.get_u8();
     let remaining = Duration::from_millis(u64::from(buf.get_u32_le()));
     let op = match kind {
-        1 => {
-            if buf.remaining() < 2 {
-                return Err(WireError("truncated count"));
-            }
-            let count = buf.get_u16_le() as usize;
-            // Every key costs at least its 4-byte length: no allocation beyond what arrived.
-            if count > buf.remaining() / 4 {
-                return Err(WireError("count larger than the message"));
-            }
-            let mut keys = Vec::with_capacity(count);
-            for _ in 0..count {
-                keys.push(take_bytes(&mut buf)?);
-            }
-            if buf.has_remaining() {
-                return Err(WireError("trailing bytes"));
-            }
-            Op::Read(keys)
-        }
+        1 => Op::Read(decode_keys(buf)?),
         2 => Op::Write(KvCommand::decode(&buf).map_err(|_| WireError("bad KV command"))?),
+        3 => Op::ReadVersioned(decode_keys(buf)?),
         _ => return Err(WireError("unknown request kind")),
     };
     Ok((op, remaining))
+}
+
+fn decode_keys(mut buf: Bytes) -> Result<Vec<Bytes>, WireError> {
+    if buf.remaining() < 2 {
+        return Err(WireError("truncated count"));
+    }
+    let count = buf.get_u16_le() as usize;
+    // Every key costs at least its 4-byte length: no allocation beyond what arrived.
+    if count > buf.remaining() / 4 {
+        return Err(WireError("count larger than the message"));
+    }
+    let mut keys = Vec::with_capacity(count);
+    for _ in 0..count {
+        keys.push(take_bytes(&mut buf)?);
+    }
+    if buf.has_remaining() {
+        return Err(WireError("trailing bytes"));
+    }
+    Ok(keys)
+}
+
+fn put_value(buf: &mut BytesMut, value: Option<&Bytes>) -> Result<(), WireError> {
+    match value {
+        None => buf.put_u8(0),
+        Some(value) => {
+            buf.put_u8(1);
+            put_bytes(buf, value)?;
+        }
+    }
+    Ok(())
+}
+
+fn take_value(buf: &mut Bytes) -> Result<Option<Bytes>, WireError> {
+    if !buf.has_remaining() {
+        return Err(WireError("truncated value"));
+    }
+    match buf.get_u8() {
+        0 => Ok(None),
+        1 => Ok(Some(take_bytes(buf)?)),
+        _ => Err(WireError("bad presence byte")),
+    }
+}
+
+fn too_long() -> Bytes {
+    encode_reply(&Err(OpError {
+        class: ErrorClass::Failed,
+        hint: None,
+        message: "value too long to forward".into(),
+    }))
 }
 
 /// Encodes a reply.
@@ -156,19 +195,19 @@ pub fn encode_reply(reply: &Result<OpOutput, OpError>) -> Bytes {
             // Reads are limited to MAX_READ_KEYS keys on both ends.
             buf.put_u16_le(values.len().min(MAX_READ_KEYS) as u16);
             for value in values.iter().take(MAX_READ_KEYS) {
-                match value {
-                    None => buf.put_u8(0),
-                    Some(value) => {
-                        buf.put_u8(1);
-                        if put_bytes(&mut buf, value).is_err() {
-                            return encode_reply(&Err(OpError {
-                                class: ErrorClass::Failed,
-                                hint: None,
-                                message: "value too long to forward".into(),
-                            }));
-                        }
-                    }
+                if put_value(&mut buf, value.as_ref()).is_err() {
+                    return too_long();
                 }
+            }
+        }
+        Ok(OpOutput::Versioned(values)) => {
+            buf.put_u8(4);
+            buf.put_u16_le(values.len().min(MAX_READ_KEYS) as u16);
+            for (value, version) in values.iter().take(MAX_READ_KEYS) {
+                if put_value(&mut buf, value.as_ref()).is_err() {
+                    return too_long();
+                }
+                buf.put_u64_le(*version);
             }
         }
         Ok(OpOutput::Response(response)) => {
@@ -206,17 +245,14 @@ pub fn decode_reply(mut buf: Bytes) -> Result<Result<OpOutput, OpError>, WireErr
             }
             let mut values = Vec::with_capacity(count);
             for _ in 0..count {
-                if !buf.has_remaining() {
-                    return Err(WireError("truncated value"));
-                }
-                values.push(match buf.get_u8() {
-                    0 => None,
-                    1 => Some(take_bytes(&mut buf)?),
-                    _ => return Err(WireError("bad presence byte")),
-                });
+                values.push(take_value(&mut buf)?);
+            }
+            if buf.has_remaining() {
+                return Err(WireError("trailing bytes"));
             }
             Ok(Ok(OpOutput::Values(values)))
         }
+        4 => Ok(Ok(OpOutput::Versioned(decode_versioned(buf)?))),
         2 => Ok(Ok(OpOutput::Response(
             KvResponse::decode(&buf).map_err(|_| WireError("bad KV response"))?,
         ))),
@@ -240,6 +276,29 @@ pub fn decode_reply(mut buf: Bytes) -> Result<Result<OpOutput, OpError>, WireErr
         }
         _ => Err(WireError("unknown reply status")),
     }
+}
+
+fn decode_versioned(mut buf: Bytes) -> Result<Vec<(Option<Bytes>, u64)>, WireError> {
+    if buf.remaining() < 2 {
+        return Err(WireError("truncated count"));
+    }
+    let count = buf.get_u16_le() as usize;
+    // Every entry costs at least a presence byte and an 8-byte version.
+    if count > buf.remaining() / 9 {
+        return Err(WireError("count larger than the message"));
+    }
+    let mut values = Vec::with_capacity(count);
+    for _ in 0..count {
+        let value = take_value(&mut buf)?;
+        if buf.remaining() < 8 {
+            return Err(WireError("truncated version"));
+        }
+        values.push((value, buf.get_u64_le()));
+    }
+    if buf.has_remaining() {
+        return Err(WireError("trailing bytes"));
+    }
+    Ok(values)
 }
 
 /// Runs forwarded ops on the node that receives them.
@@ -405,6 +464,15 @@ mod tests {
     fn requests_and_replies_round_trip() {
         let ops = [
             Op::Read(vec![Bytes::from_static(b"a"), Bytes::new()]),
+            Op::ReadVersioned(vec![Bytes::from_static(b"a"), Bytes::new()]),
+            Op::ReadVersioned(vec![]),
+            Op::Write(KvCommand::VersionedTxn {
+                versions: vec![kv_lease::kv::VersionCondition {
+                    key: Bytes::from_static(b"w"),
+                    version: 42,
+                }],
+                txn: kv_lease::kv::Txn::default(),
+            }),
             Op::Write(KvCommand::Put {
                 key: Bytes::from_static(b"k"),
                 value: Bytes::from_static(b"v"),
@@ -420,6 +488,11 @@ mod tests {
         }
         let replies = [
             Ok(OpOutput::Values(vec![None, Some(Bytes::from_static(b"x"))])),
+            Ok(OpOutput::Versioned(vec![
+                (None, 7),
+                (Some(Bytes::from_static(b"x")), u64::MAX),
+            ])),
+            Ok(OpOutput::Versioned(vec![])),
             Ok(OpOutput::Response(KvResponse::Committed)),
             Err(OpError {
                 class: ErrorClass::Retry,
@@ -440,6 +513,8 @@ mod tests {
             b"\x01\x00\x00\x00\x00\xff\xff",
             b"\x01\x00\x00\x00\x00\x01\x00\x09\x00\x00\x00a",
             b"\x09\x00\x00\x00\x00",
+            b"\x03\x00\x00\x00\x00\x01\x00",
+            b"\x03\x00\x00\x00\x00\x01\x00\x01\x00\x00\x00ab",
             b"\x02\x00\x00\x00\x00\xff",
         ] {
             assert!(
@@ -452,6 +527,14 @@ mod tests {
             b"\x03\x09",
             b"\x07",
             b"\x01\x01\x00\x05",
+            b"\x01\x01\x00\x00\x00",
+            // A versioned value whose version is cut short, or missing altogether.
+            b"\x04\x01\x00\x01\x01\x00\x00\x00a\x01\x02\x03",
+            b"\x04\x01\x00\x00\x01\x02\x03\x04\x05\x06\x07",
+            b"\x04\x02\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00",
+            b"\x04\x01\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"\x04\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"\x04\xff",
         ] {
             assert!(
                 decode_reply(Bytes::copy_from_slice(bad)).is_err(),

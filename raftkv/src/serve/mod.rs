@@ -21,7 +21,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use kv_lease::kv::{KvStateMachine, KvStore};
 use kv_lease::{Lease, LeaseConfig};
-use raftengine::{Config, Engine, LogStore, Role, SharedStateMachine, Transport};
+use raftengine::{
+    Config, Engine, EngineParts, LogStore, Role, SharedStateMachine, StartEngine, Transport,
+};
 use raftengine_redb::RedbLogStore;
 use raftengine_tcp::{Security, TcpConfig, TcpTransport, TlsIdentity};
 use tokio::net::{TcpListener, TcpStream};
@@ -265,11 +267,17 @@ async fn start_engine(
 ) -> raftengine::Result<Arc<dyn Engine>> {
     Ok(match backend {
         ServeBackend::Openraft => Arc::new(
-            raftengine_openraft::OpenraftEngine::start(config, state, store, transport).await?,
+            raftengine_openraft::OpenraftEngine::start(EngineParts::new(
+                config, state, store, transport,
+            ))
+            .await?,
         ),
-        ServeBackend::Raftrs => {
-            Arc::new(raftengine_raftrs::RaftRsEngine::start(config, state, store, transport).await?)
-        }
+        ServeBackend::Raftrs => Arc::new(
+            raftengine_raftrs::RaftRsEngine::start(EngineParts::new(
+                config, state, store, transport,
+            ))
+            .await?,
+        ),
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use kv_lease::kv::{KvResponse, KvStore};
+use kv_lease::kv::{KvResponse, KvStateMachine, KvStore};
 use kv_lease::{InvalidationCause, ReadPath};
 use raftengine::{Engine, Error, ErrorKind, NodeId, Role, TransportError, WriteOutcome};
 
@@ -295,7 +295,7 @@ impl Node {
 
     fn count_forward(&self, op: &Op) {
         match op {
-            Op::Read(_) => self.counters.read("forwarded"),
+            Op::Read(_) | Op::ReadVersioned(_) => self.counters.read("forwarded"),
             Op::Write(_) => {
                 self.counters
                     .writes_forwarded
@@ -314,27 +314,14 @@ impl Node {
             });
         }
         let result = match op {
-            Op::Read(keys) => {
-                let state = self.kv.state();
-                match self
-                    .kv
-                    .lease()
-                    .read(|| {
-                        state.read(|sm| keys.iter().map(|key| sm.get(key)).collect::<Vec<_>>())
-                    })
-                    .await
-                {
-                    Ok(outcome) => {
-                        if outcome.path == ReadPath::Slow {
-                            metrics::counter!("raftkv_quorum_rounds_total", "kind" => "read_index")
-                                .increment(1);
-                        }
-                        self.counters.read(outcome.path.label());
-                        Ok(OpOutput::Values(outcome.value))
-                    }
-                    Err(error) => Err(classify(&error, false)),
-                }
-            }
+            Op::Read(keys) => self
+                .read_local(|sm| keys.iter().map(|key| sm.get(key)).collect())
+                .await
+                .map(OpOutput::Values),
+            Op::ReadVersioned(keys) => self
+                .read_local(|sm| keys.iter().map(|key| sm.get_versioned(key)).collect())
+                .await
+                .map(OpOutput::Versioned),
             Op::Write(command) => {
                 self.counters.writes_local.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("raftkv_quorum_rounds_total", "kind" => "propose").increment(1);
@@ -356,6 +343,23 @@ impl Node {
             self.kv.lease().invalidate(InvalidationCause::NotLeader);
         }
         result
+    }
+
+    /// Runs `read` on the local state under the lease (or after a quorum round), counting the
+    /// path it took.
+    async fn read_local<T>(&self, read: impl FnOnce(&KvStateMachine) -> T) -> Result<T, OpError> {
+        let state = self.kv.state();
+        match self.kv.lease().read(|| state.read(read)).await {
+            Ok(outcome) => {
+                if outcome.path == ReadPath::Slow {
+                    metrics::counter!("raftkv_quorum_rounds_total", "kind" => "read_index")
+                        .increment(1);
+                }
+                self.counters.read(outcome.path.label());
+                Ok(outcome.value)
+            }
+            Err(error) => Err(classify(&error, false)),
+        }
     }
 }
 
@@ -402,15 +406,17 @@ impl ForwardServer for Node {
     }
 }
 
-/// Reads `keys` through [`Node::run`].
-pub async fn read_keys(
+/// Reads the value and version of each of `keys` through [`Node::run`], on the same paths as
+/// plain reads (the lease fast path, else a quorum round, forwarded when this node does not
+/// lead).
+pub async fn read_versioned(
     node: &Node,
     keys: Vec<Bytes>,
     deadline: Instant,
-) -> Result<Vec<Option<Bytes>>, NodeError> {
+) -> Result<Vec<(Option<Bytes>, u64)>, NodeError> {
     let expected = keys.len();
-    match node.run(&Op::Read(keys), deadline).await? {
-        OpOutput::Values(values) if values.len() == expected => Ok(values),
+    match node.run(&Op::ReadVersioned(keys), deadline).await? {
+        OpOutput::Versioned(values) if values.len() == expected => Ok(values),
         other => Err(NodeError::Failed(format!(
             "unexpected answer to a read: {other:?}"
         ))),

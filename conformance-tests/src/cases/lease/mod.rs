@@ -255,7 +255,7 @@ impl Sentinel {
                 let old_lease = old_lease.clone();
                 let old_clock = Arc::clone(&old_clock);
                 tokio::spawn(async move {
-                    let mut status = engine.subscribe();
+                    let mut status = engine.watch_status();
                     let Ok(leading) = status
                         .wait_for(|s| s.role == Role::Leader && s.term > after_term)
                         .await

@@ -33,7 +33,7 @@ pub async fn no_lease_read_before_new_term_applied<B: Backend>(
         let engine = cluster.engine(id)?;
         let (cluster, ids) = (cluster.clone(), ids.clone());
         watchers.push(tokio::spawn(async move {
-            let mut status = engine.subscribe();
+            let mut status = engine.watch_status();
             let leading = status
                 .wait_for(|s| s.role == Role::Leader && s.term > old_term)
                 .await
