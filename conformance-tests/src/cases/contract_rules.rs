@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use raftengine::{ErrorKind, LossCause, NodeId, RejectReason, Role};
+use raftengine::{Engine, ErrorKind, LossCause, NodeId, RejectReason, Role, Subscription};
 
 use crate::harness::{Backend, Cluster, ClusterSpec, Failure, Harness};
 use crate::sm::{Command, POISON};
@@ -73,7 +73,7 @@ pub async fn oversized_command_is_rejected_too_large<B: Backend>(
 
 /// A state machine that panics in `apply` stops the engine with `Fatal`: the waiting proposal
 /// fails with `Fatal` within its deadline (never hangs), leader loss fires with cause `Fatal`,
-/// the status turns to `Shutdown`, and later calls fail at once.
+/// the status turns to `Shutdown`, and later calls fail at once with `Fatal`.
 pub async fn state_machine_panic_is_fatal<B: Backend>(h: &Harness<B>) -> Result<(), Failure> {
     let cluster = h.cluster(3).await?;
     let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
@@ -82,13 +82,7 @@ pub async fn state_machine_panic_is_fatal<B: Backend>(h: &Harness<B>) -> Result<
         .await?
         .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
     let engine = cluster.engine(leader)?;
-    let fatal = Arc::new(AtomicBool::new(false));
-    let seen = Arc::clone(&fatal);
-    let _subscription = engine.on_leader_loss(Box::new(move |loss| {
-        if loss.cause == raftengine::LossCause::Fatal {
-            seen.store(true, Ordering::SeqCst);
-        }
-    }));
+    let (fatal, _subscription) = watch_fatal_loss(&engine);
     let answer = cluster
         .bounded(
             "propose of a command the state machine panics on",
@@ -100,27 +94,7 @@ pub async fn state_machine_panic_is_fatal<B: Backend>(h: &Harness<B>) -> Result<
         Err(err) if err.kind() == &ErrorKind::Fatal => {}
         other => fail!("a panic in apply answered {other:?}, not Fatal"),
     }
-    cluster
-        .wait_until(
-            "the status shows the engine stopped",
-            cluster.call_limit(),
-            |_| engine.status().role == Role::Shutdown,
-        )
-        .await?;
-    ensure!(
-        fatal.load(Ordering::SeqCst),
-        "leader loss did not fire with cause Fatal"
-    );
-    let later = cluster
-        .bounded(
-            "propose after the fatal error",
-            engine.propose(Command::Put { key: 2, value: 2 }.encode()),
-        )
-        .await?;
-    ensure!(
-        matches!(&later, Err(err) if matches!(err.kind(), ErrorKind::Fatal | ErrorKind::Shutdown)),
-        "a call after the fatal error answered {later:?}"
-    );
+    stopped_for_good(&cluster, &engine, &fatal).await?;
     // Every replica applies the same entry, so each one stops the same way; shutdown of a
     // stopped engine still returns.
     for id in cluster.running() {
@@ -148,13 +122,7 @@ pub async fn a_failing_store_stops_the_node<B: Backend>(h: &Harness<B>) -> Resul
         .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
     let engine = cluster.engine(leader)?;
     let term = engine.status().term;
-    let fatal = Arc::new(AtomicBool::new(false));
-    let seen = Arc::clone(&fatal);
-    let _subscription = engine.on_leader_loss(Box::new(move |loss| {
-        if loss.cause == LossCause::Fatal {
-            seen.store(true, Ordering::SeqCst);
-        }
-    }));
+    let (fatal, _subscription) = watch_fatal_loss(&engine);
     cluster.store(leader)?.set_fail_writes(true);
     let answer = cluster
         .bounded(
@@ -170,25 +138,7 @@ pub async fn a_failing_store_stops_the_node<B: Backend>(h: &Harness<B>) -> Resul
         Err(err) if err.kind() == &ErrorKind::Storage => {}
         other => fail!("a proposal whose log write failed answered {other:?}, not Storage"),
     }
-    cluster
-        .wait_until("the leader stops", cluster.call_limit(), |_| {
-            engine.status().role == Role::Shutdown
-        })
-        .await?;
-    ensure!(
-        fatal.load(Ordering::SeqCst),
-        "leader loss did not fire with cause Fatal"
-    );
-    let later = cluster
-        .bounded(
-            "propose after the store failed",
-            engine.propose(Command::Put { key: 3, value: 3 }.encode()),
-        )
-        .await?;
-    ensure!(
-        matches!(&later, Err(err) if err.kind() == &ErrorKind::Fatal),
-        "a call after the store failed answered {later:?}, not Fatal"
-    );
+    stopped_for_good(&cluster, &engine, &fatal).await?;
     cluster.isolate(leader);
     let new = cluster
         .wait_for_leader_among(&cluster.others(leader), wait)
@@ -430,4 +380,47 @@ async fn leader_after_a_write<B: Backend>(cluster: &Cluster<B>) -> Result<NodeId
         .await?
         .map_err(|err| Failure::new(format!("a normal write failed: {err}")))?;
     Ok(leader)
+}
+
+/// Records whether leader loss fires with cause `Fatal` on `engine`.
+fn watch_fatal_loss(engine: &Arc<dyn Engine>) -> (Arc<AtomicBool>, Subscription) {
+    let fatal = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&fatal);
+    let subscription = engine.on_leader_loss(Box::new(move |loss| {
+        if loss.cause == LossCause::Fatal {
+            seen.store(true, Ordering::SeqCst);
+        }
+    }));
+    (fatal, subscription)
+}
+
+/// After a fatal failure: the status turns to `Shutdown`, leader loss fired with `Fatal`, and a
+/// later call fails at once with `Fatal`.
+async fn stopped_for_good<B: Backend>(
+    cluster: &Cluster<B>,
+    engine: &Arc<dyn Engine>,
+    fatal: &AtomicBool,
+) -> Result<(), Failure> {
+    cluster
+        .wait_until(
+            "the status shows the engine stopped",
+            cluster.call_limit(),
+            |_| engine.status().role == Role::Shutdown,
+        )
+        .await?;
+    ensure!(
+        fatal.load(Ordering::SeqCst),
+        "leader loss did not fire with cause Fatal"
+    );
+    let later = cluster
+        .bounded(
+            "propose after the fatal failure",
+            engine.propose(Command::Put { key: 99, value: 99 }.encode()),
+        )
+        .await?;
+    ensure!(
+        matches!(&later, Err(err) if err.kind() == &ErrorKind::Fatal),
+        "a call after the fatal failure answered {later:?}, not Fatal"
+    );
+    Ok(())
 }
