@@ -68,8 +68,10 @@ macro_rules! __suite_cases {
             contract::no_call_hangs_past_deadline [];
             contract::reads_see_acknowledged_writes [];
             contract::read_right_after_election_is_not_stale [];
+            contract::read_right_after_full_restart_is_not_stale [];
             contract::quorum_ack_is_anchored_at_send_time [QUORUM_ACK];
             contract::quorum_ack_is_on_the_engine_clock [QUORUM_ACK];
+            contract::quorum_ack_is_not_refreshed_by_a_clock_jump [QUORUM_ACK];
             contract::transfer_without_target_picks_an_up_to_date_voter [LEADERSHIP_TRANSFER];
             contract::snapshot_policy_builds_snapshots [SNAPSHOTS];
             contract_rules::oversized_command_is_rejected_too_large [];

@@ -52,6 +52,7 @@
 //!   background).
 #![deny(missing_docs)]
 
+mod ack_clock;
 mod budget;
 mod codec;
 mod engine;

@@ -10,10 +10,11 @@ use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::type_config::alias::WatchReceiverOf;
 use raftengine::adapter::LeadershipTracker;
-use raftengine::{LossCause, Membership, NodeId, Role, Status};
+use raftengine::{Clock, LossCause, Membership, NodeId, Role, Status};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::ack_clock::AckClock;
 use crate::types::{Metrics, StoredMembership, TypeConfig, engine_index, engine_index_of, term_of};
 
 /// The engine's view of a membership config.
@@ -119,16 +120,24 @@ pub(crate) struct StatusShared {
     /// openraft's leader lease (`election_timeout_max`): the quorum-ack age past which this
     /// node no longer counts as leading.
     pub(crate) lease: Duration,
+    /// Converts openraft's acknowledgement instants to the engine clock.
+    pub(crate) ack_clock: AckClock,
 }
 
 impl StatusShared {
     /// Shared state publishing `initial`.
-    pub(crate) fn new(initial: Status, tracker: LeadershipTracker, lease: Duration) -> Self {
+    pub(crate) fn new(
+        initial: Status,
+        tracker: LeadershipTracker,
+        lease: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             status: watch::Sender::new(initial),
             transfer: Mutex::new(TransferState::default()),
             tracker,
             lease,
+            ack_clock: AckClock::new(clock),
         }
     }
 
@@ -232,6 +241,7 @@ pub(crate) async fn follow_metrics(
         if *stop.borrow() {
             return;
         }
+        shared.ack_clock.sample();
         let transferring_to = shared.transferring_to();
         let observed = {
             let m = metrics.borrow_watched();

@@ -48,7 +48,9 @@ pub trait Engine: Send + Sync + 'static {
     fn watch_status(&self) -> watch::Receiver<Status>;
 
     /// The clock the engine reports times on ([`QuorumAck::sent_at`]); lease checks must read
-    /// this same clock.
+    /// this same clock. `sent_at` is a reading of it taken when the acknowledged message was
+    /// sent, so a jump of the clock afterwards (a suspend counted by
+    /// [`crate::SuspendAwareClock`]) makes no acknowledgement look younger than it is.
     fn clock(&self) -> Arc<dyn Clock>;
 
     /// Replicates `command` and returns once it is committed **and applied locally**, with the

@@ -34,7 +34,7 @@ mod state_machine;
 mod transport;
 mod types;
 
-pub use clock::{Clock, TokioClock};
+pub use clock::{Clock, SuspendAwareClock, TokioClock};
 pub use config::Config;
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, RejectReason, Result, WriteOutcome};

@@ -33,7 +33,10 @@ pub struct EngineParts<S> {
 }
 
 impl<S: StateMachine> EngineParts<S> {
-    /// The parts of a node on tokio's clock ([`TokioClock`]).
+    /// The parts of a node on tokio's clock ([`TokioClock`]), which a paused test runtime
+    /// drives. A production node serving lease reads should use
+    /// [`crate::SuspendAwareClock`] instead (`with_clock`): tokio's clock stops while the
+    /// machine is suspended.
     pub fn new(
         config: Config,
         state_machine: SharedStateMachine<S>,

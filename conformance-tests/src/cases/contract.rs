@@ -1231,6 +1231,68 @@ pub async fn read_right_after_election_is_not_stale<B: Backend>(
     cluster.shutdown().await
 }
 
+/// After every node crashed at once and restarted from its store, the first linearizable read
+/// any new leader answers sees every write acknowledged before the crash. A backend may keep
+/// its commit index in memory only (it is volatile in Raft), and a node whose state machine
+/// lives in memory then restarts with less applied than it had; a read it answers before it
+/// has applied an entry of its own term would travel back in time.
+pub async fn read_right_after_full_restart_is_not_stale<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    // Snapshots on the way, so a restart restores from one and replays the log after it.
+    let spec = ClusterSpec::new(3).with_config(|config| config.snapshot_after_entries = 8);
+    let cluster = h.cluster_with(spec, h.seed()).await?;
+    let wait = cluster.election_wait();
+    for round in 0..3u64 {
+        let leader = leader_and_warm_up(&cluster).await?;
+        let mut last = 0;
+        for step in 0..20u64 {
+            let value = round * 100 + step;
+            last = cluster.put(leader, KEY, value).await?.map_err(|err| {
+                Failure::new(format!("round {round}: write {value} failed: {err}"))
+            })?;
+        }
+        for id in cluster.ids() {
+            cluster.crash(id).await?;
+        }
+        for id in cluster.ids() {
+            cluster.restart(id).await?;
+        }
+        // Read on whichever node leads, from the first instant one reports the role, until a
+        // read is answered.
+        let deadline = Instant::now() + wait * 2;
+        loop {
+            ensure!(
+                Instant::now() < deadline,
+                "round {round}: no read answered within {:?} of a full restart",
+                wait * 2
+            );
+            let leader = cluster
+                .statuses()
+                .into_iter()
+                .find(|(_, s)| s.role == Role::Leader)
+                .map(|(id, _)| id);
+            let answer = match leader {
+                Some(id) => Some((id, cluster.linearizable_get(id, KEY).await?)),
+                None => None,
+            };
+            if let Some((id, Ok(held))) = answer {
+                let seen = held.map_or(0, |v| v.version);
+                ensure!(
+                    seen >= last,
+                    "round {round}: leader {id} answered a linearizable read right after a \
+                     full restart with {held:?}, but a write at index {last} was acknowledged \
+                     before the crash"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    cluster.check_election_safety()?;
+    cluster.shutdown().await
+}
+
 /// `quorum_ack()` on the leader is anchored at the **send** time of the acknowledged message:
 /// with a one-way delay `d` on every link, no acknowledgement can be younger than the round
 /// trip `2d`; it stays fresh while the quorum answers; followers report none; and once the
@@ -1416,6 +1478,44 @@ pub async fn snapshot_policy_builds_snapshots<B: Backend>(h: &Harness<B>) -> Res
             );
         }
     }
+    cluster.shutdown().await
+}
+
+/// A jump of the engine clock (what a suspend looks like to a clock that counts it, such as
+/// `CLOCK_BOOTTIME`) does not make an old acknowledgement look recent: `quorum_ack().sent_at` is
+/// a reading taken when the message was sent, not "now minus an age" measured on another
+/// clock. The leader is cut off first, so no acknowledgement after the jump can be genuine.
+pub async fn quorum_ack_is_not_refreshed_by_a_clock_jump<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let leader = leader_and_warm_up(&cluster).await?;
+    let engine = cluster.engine(leader)?;
+    let clock = cluster.clock(leader)?;
+    if engine.quorum_ack().is_none() {
+        fail!("leader {leader} reports no quorum_ack while its quorum answers");
+    }
+    cluster.isolate(leader);
+    // Anything still in flight lands within a round trip; then the leader hears nothing.
+    let settle = cluster.config().rpc_timeout;
+    tokio::time::sleep(settle).await;
+    let before_jump = raftengine::Clock::now(clock.as_ref());
+    let jump = Duration::from_secs(60);
+    clock.advance(jump);
+    for probe in 0..20u32 {
+        let now = raftengine::Clock::now(clock.as_ref());
+        if let Some(ack) = engine.quorum_ack() {
+            ensure!(
+                ack.sent_at <= before_jump,
+                "probe {probe}: after node {leader}'s clock jumped {jump:?} with no contact to \
+                 its peers, quorum_ack reports a message sent {:?} ago (sent after the jump \
+                 began): an old acknowledgement looks recent",
+                now.saturating_duration_since(ack.sent_at)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.heal();
     cluster.shutdown().await
 }
 

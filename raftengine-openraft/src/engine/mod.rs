@@ -161,6 +161,7 @@ impl OpenraftEngine {
             initial,
             LeadershipTracker::new(),
             timing.vote_refusal_window,
+            Arc::clone(&clock),
         ));
         let (stopping, stop_rx) = watch::channel(false);
         let follower = tokio::spawn(follow_metrics(Arc::clone(&shared), raft.metrics(), stop_rx));
@@ -364,8 +365,10 @@ impl Engine for OpenraftEngine {
     /// this node started one: every voter that received openraft's `TransferLeader` keeps its
     /// vote refusal off for that term.
     fn quorum_ack(&self) -> Option<QuorumAck> {
-        // Sampled before the age is measured, so the anchor errs early (the safe direction).
+        // Read before the age is measured, so the send instants below err early (the safe
+        // direction).
         let now = self.inner.clock.now();
+        let tokio_now = tokio::time::Instant::now();
         let (term, age) = {
             let receiver = self.inner.raft.metrics();
             let metrics = receiver.borrow_watched();
@@ -381,7 +384,10 @@ impl Engine for OpenraftEngine {
             // refreshes its own ack time only when it writes, so its age would grow idle.
             return Some(QuorumAck { term, sent_at: now });
         }
-        let sent_at = now.checked_sub(age)?;
+        // openraft measures the age on tokio's clock; the conversion keeps a jump of the engine
+        // clock since the send (a suspend) out of the reported time.
+        let sent = tokio_now.checked_sub(age)?;
+        let sent_at = self.inner.shared.ack_clock.engine_time_of(sent)?;
         Some(QuorumAck { term, sent_at })
     }
 

@@ -22,7 +22,8 @@ use bytes::Bytes;
 use kv_lease::kv::{KvStateMachine, KvStore};
 use kv_lease::{Lease, LeaseConfig};
 use raftengine::{
-    Config, Engine, EngineParts, LogStore, Role, SharedStateMachine, StartEngine, Transport,
+    Config, Engine, EngineParts, LogStore, Role, SharedStateMachine, StartEngine,
+    SuspendAwareClock, Transport,
 };
 use raftengine_redb::RedbLogStore;
 use raftengine_tcp::{Security, TcpConfig, TcpTransport, TlsIdentity};
@@ -265,19 +266,15 @@ async fn start_engine(
     store: Arc<dyn LogStore>,
     transport: Arc<dyn Transport>,
 ) -> raftengine::Result<Arc<dyn Engine>> {
+    // A real node may be suspended (a laptop, a live-migrated VM): its leases must count the
+    // suspended time, so the engine reads a clock that does.
+    let parts = EngineParts::new(config, state, store, transport)
+        .with_clock(Arc::new(SuspendAwareClock::new()));
     Ok(match backend {
-        ServeBackend::Openraft => Arc::new(
-            raftengine_openraft::OpenraftEngine::start(EngineParts::new(
-                config, state, store, transport,
-            ))
-            .await?,
-        ),
-        ServeBackend::Raftrs => Arc::new(
-            raftengine_raftrs::RaftRsEngine::start(EngineParts::new(
-                config, state, store, transport,
-            ))
-            .await?,
-        ),
+        ServeBackend::Openraft => {
+            Arc::new(raftengine_openraft::OpenraftEngine::start(parts).await?)
+        }
+        ServeBackend::Raftrs => Arc::new(raftengine_raftrs::RaftRsEngine::start(parts).await?),
     })
 }
 
