@@ -61,6 +61,8 @@ mod network;
 mod settings;
 mod status;
 mod storage;
+#[cfg(test)]
+mod transfer_order_tests;
 mod types;
 
 pub use engine::OpenraftEngine;

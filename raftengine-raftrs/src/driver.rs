@@ -472,13 +472,15 @@ impl Driver {
             let _ = reply.send(Err(Error::transfer_in_progress(Some(other))));
             return;
         }
-        // Published, and the acknowledgement withdrawn, before raft-rs can queue MsgTimeoutNow:
-        // a reader on another thread must see the transfer before any forced election can start.
+        // The acknowledgement is withdrawn before raft-rs can queue MsgTimeoutNow, and the
+        // transfer is published (with raft-rs' transferee set) before this iteration sends the
+        // queued messages: a reader on another thread sees the transfer before any forced
+        // election can start.
         self.transfers_started += 1;
         self.transfer_term = Some(self.node.raft.term);
         *self.shared.ack.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.publish();
         self.node.transfer_leader(target);
+        self.publish();
         if self.node.raft.lead_transferee != Some(target) {
             let _ = reply.send(Err(Error::new(ErrorKind::Unavailable)
                 .with_context("raft-rs did not start the transfer")));

@@ -70,5 +70,7 @@ mod shared;
 mod storage;
 mod timing;
 mod transfer;
+#[cfg(test)]
+mod transfer_order_tests;
 
 pub use engine::RaftRsEngine;

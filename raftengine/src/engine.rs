@@ -70,7 +70,10 @@ pub trait Engine: Send + Sync + 'static {
     fn timing(&self) -> Timing;
 
     /// The newest message sent in the current term whose acknowledgement by a quorum of
-    /// current voters proves this node's leadership; `None` unless leading.
+    /// current voters proves this node's leadership; `None` unless leading, while a transfer
+    /// runs, and for the rest of any term in which this node started a transfer (the message
+    /// that forces the target's election may still arrive, and it bypasses the followers'
+    /// vote refusal).
     fn quorum_ack(&self) -> Option<QuorumAck>;
 
     /// Hands leadership to `target` (or to the most up-to-date voter when `None`) and returns

@@ -5,12 +5,13 @@
 //! waiting out elections costs no wall time, and every wait in here has a deadline.
 //!
 //! Modules: [`Backend`] (`backend`), [`Failure`] and the `ensure!`/`fail!` macros (`failure`),
-//! seeds and the [`Harness`] (`seeds`), the [`Cluster`] (`cluster`), and [`run_case`]
-//! (`runner`).
+//! seeds and the [`Harness`] (`seeds`), the [`Cluster`] (`cluster`), [`run_case`]
+//! (`runner`), and [`Probed`] backends that watch one kind of message (`probe`).
 
 mod backend;
 mod cluster;
 mod failure;
+mod probe;
 mod runner;
 mod seeds;
 
@@ -18,5 +19,6 @@ pub use backend::{Backend, BoxFuture};
 pub(crate) use cluster::decode_response;
 pub use cluster::{Cluster, ClusterSpec};
 pub use failure::Failure;
+pub use probe::{Probed, Recognise, Sighting};
 pub use runner::{CaseRuntime, run_case, run_case_on};
 pub use seeds::{DEFAULT_SEED, Harness, seeds};

@@ -64,6 +64,16 @@ pub async fn no_lease_for_rest_of_term_after_aborted_transfer<B: Backend>(
     let transfer_term = engine.status().term;
     let mut fast = 0;
     for _ in 0..1000 {
+        // The engine itself offers no acknowledgement in that term either: the lease layer
+        // is not the only guard (`Engine::quorum_ack`).
+        let status = engine.status();
+        let leading_in_transfer_term = status.term == transfer_term && status.role == Role::Leader;
+        if let (true, Some(ack)) = (leading_in_transfer_term, engine.quorum_ack()) {
+            fail!(
+                "node {leader} offers {ack:?} in term {transfer_term}, after a transfer it \
+                 started in that term was aborted"
+            );
+        }
         if lease.check().is_ok() {
             fast += 1;
             let term = engine.status().term;
