@@ -114,7 +114,7 @@ impl Driver {
     /// Builds the driver.
     pub(crate) fn new(init: DriverInit) -> Self {
         let now = init.shared.clock.now();
-        // Restart vote drop (TiKV #15035): a node that restarts has forgotten that it heard
+        // Restart vote drop (docs/leases.md): a node that restarts has forgotten that it heard
         // from a leader, so raft-rs's check-quorum vote refusal does not protect that leader's
         // lease any more. Dropping vote requests for one election timeout after a restart
         // restores the promise the leader's lease relies on.

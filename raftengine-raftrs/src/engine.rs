@@ -35,10 +35,10 @@ use crate::timing::Ticks;
 ///   (never `LeaseBased`);
 /// - a follower refuses proposals with `NotLeader` (raft-rs would forward them silently);
 /// - after a **restart** (the store held state) the node drops vote requests for one election
-///   timeout, so a leader's lease cannot be broken by a node that forgot it heard from it
-///   (tikv/tikv#15035);
+///   timeout, so a leader's lease cannot be broken by a node that forgot it heard from it;
 /// - the state machine is volatile: at start it is restored from the newest stored snapshot and
-///   the committed log after it is replayed, so pass a state machine in its initial state;
+///   the log after it is replayed up to the stored commit index, so pass a state machine in its
+///   initial state;
 /// - `transfer_leadership(Some(self))` is rejected with `TargetIsSelf`, like any other
 ///   invalid target; a leader asked to remove itself is rejected with `TargetIsSelf` too
 ///   (transfer first, then remove it through the new leader).

@@ -19,6 +19,6 @@ pub use backend::{Backend, BoxFuture};
 pub(crate) use cluster::decode_response;
 pub use cluster::{Cluster, ClusterSpec};
 pub use failure::Failure;
-pub use probe::{Probed, Recognise, Sighting};
+pub use probe::{Probed, Recognise, Sighting, check_transfer_published_before};
 pub use runner::{CaseRuntime, run_case, run_case_on};
 pub use seeds::{DEFAULT_SEED, Harness, seeds};

@@ -160,3 +160,59 @@ impl Transport for Watching {
         self.inner.stop_serving();
     }
 }
+
+/// Runs the transfer-ordering check on `backend`: in three transfers, every message
+/// `forcing` accepts (the one that makes the target start its election) leaves the old leader
+/// only once its published status shows the transfer to that target and it offers no quorum
+/// acknowledgement. `name` is the message's name in failure reports.
+///
+/// A reader on another thread that passed the lease check on an older status could otherwise
+/// serve a read while the target is elected. Panics (failing the test) on a violation.
+pub fn check_transfer_published_before<B: Backend>(
+    backend: B,
+    forcing: Recognise,
+    name: &'static str,
+) {
+    let probed = Probed::new(backend, forcing);
+    let sightings = probed.sightings();
+    super::run_case(
+        "transfer_published_before_the_forcing_message",
+        Capabilities::LEADERSHIP_TRANSFER,
+        probed,
+        |h| async move {
+            let cluster = h.cluster(3).await?;
+            for round in 0..3 {
+                let leader = cluster.wait_for_leader(cluster.election_wait()).await?;
+                let target = cluster.others(leader)[round % 2];
+                let before = sightings.lock().unwrap_or_else(|p| p.into_inner()).len();
+                let moved = cluster.transfer(Some(target)).await?;
+                crate::ensure!(
+                    moved.is_ok(),
+                    "round {round}: transfer {leader} -> {target} failed: {moved:?}"
+                );
+                let seen = sightings.lock().unwrap_or_else(|p| p.into_inner())[before..].to_vec();
+                crate::ensure!(
+                    !seen.is_empty(),
+                    "round {round}: no {name} left node {leader}"
+                );
+                for s in seen {
+                    crate::ensure!(
+                        s.status.transferring_to == Some(target) && s.ack_withdrawn,
+                        "round {round}: {name} to {} left node {} while its published status \
+                         said transferring_to = {:?} and its quorum ack was {}: a reader could \
+                         pass the lease check as {target} takes over",
+                        s.to,
+                        s.from,
+                        s.status.transferring_to,
+                        if s.ack_withdrawn {
+                            "withdrawn"
+                        } else {
+                            "still offered"
+                        }
+                    );
+                }
+            }
+            cluster.shutdown().await
+        },
+    );
+}
