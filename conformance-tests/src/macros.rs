@@ -97,6 +97,7 @@ macro_rules! __suite_cases {
             lease::lease_stops_on_minority_leader_before_new_leader [] multi_thread;
             lease::no_lease_read_during_transfer [LEADERSHIP_TRANSFER] multi_thread;
             lease::no_lease_read_before_new_term_applied [];
+            lease::no_lease_read_behind_a_full_restart [SNAPSHOTS];
             lease::no_lease_for_rest_of_term_after_aborted_transfer [LEADERSHIP_TRANSFER, QUORUM_ACK];
             lease::lease_read_after_pause_is_not_stale [];
             lease::restarted_node_cannot_elect_inside_live_lease [QUORUM_ACK];

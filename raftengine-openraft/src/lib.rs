@@ -38,7 +38,14 @@
 //! - an uncommitted-size budget openraft lacks (`Busy`), held until openraft answers each entry;
 //! - a membership change interrupted after its joint step is finished by the next change;
 //! - `shutdown` bounded by a grace period even when the store or the state machine is stuck;
-//! - a panic of the user's state machine reported as `Fatal` (openraft reports a storage error).
+//! - a panic of the user's state machine reported as `Fatal` (openraft reports a storage error),
+//!   and a failed store write turned into `Fatal` for every later call;
+//! - one store sync per commit: the committed log id is kept in memory and written with the
+//!   next vote, and after a restart no read is served (no `quorum_ack`, linearizable reads
+//!   wait) until the state machine applied the log this node had at start, since openraft may
+//!   resume leadership in the same term with a state machine that restarted behind its log;
+//! - acknowledgement times converted to the engine clock with the clock offset in force at the
+//!   send, so a suspend counted by the engine clock makes no acknowledgement look recent.
 //!
 //! Elections replay exactly: openraft draws its election timeouts from a generator seeded by
 //! `Config::seed` (openraft's `DeterministicRng` over tokio).
@@ -46,7 +53,8 @@
 //! # Limits
 //!
 //! - The state machine handed to `start` must be empty: the stored snapshot is restored into
-//!   it and openraft re-applies the committed log after it.
+//!   it and openraft re-applies the log after it up to the stored committed point; the rest is
+//!   applied once a leader commits it.
 //! - Dropping the last engine handle without [`raftengine::Engine::shutdown`] stops the node
 //!   like a crash (it stops serving, leader loss fires, openraft's core shuts down in the
 //!   background).
@@ -58,6 +66,7 @@ mod codec;
 mod engine;
 mod errors;
 mod network;
+mod recovery;
 mod settings;
 mod status;
 mod storage;

@@ -30,6 +30,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 use crate::budget::InFlight;
 use crate::errors::{is_lease_expired, map_error};
 use crate::network::{InboundHandler, NetworkFactory};
+use crate::recovery::Recovery;
 use crate::settings::{openraft_config, timing};
 use crate::status::{StatusShared, follow_metrics, membership_of, quorum_ack_age, status_of};
 use crate::storage::{LogStorage, StateMachineStore};
@@ -53,6 +54,8 @@ pub struct OpenraftEngine {
 
 struct Inner {
     id: NodeId,
+    /// No reads until the state machine holds what was committed before this start.
+    recovery: Recovery,
     config: Config,
     timing: Timing,
     raft: Raft,
@@ -169,6 +172,7 @@ impl OpenraftEngine {
         Ok(Self {
             inner: Arc::new(Inner {
                 id,
+                recovery: Recovery::new(log_state.last),
                 config,
                 timing,
                 raft,
@@ -232,6 +236,25 @@ impl OpenraftEngine {
             }
             other => other,
         }
+    }
+
+    /// Whether this start has applied everything committed before it (see [`Recovery`]).
+    fn recovered(&self) -> bool {
+        let status = self.inner.shared.status.borrow();
+        self.inner.recovery.is_done(&status)
+    }
+
+    /// Waits until [`OpenraftEngine::recovered`]; the caller bounds the wait.
+    async fn wait_recovered(&self) -> Result<()> {
+        if self.recovered() {
+            return Ok(());
+        }
+        let mut statuses = self.inner.shared.status.subscribe();
+        statuses
+            .wait_for(|status| self.inner.recovery.is_done(status))
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::shutdown())
     }
 
     /// The membership openraft currently applies (effective config), from metrics.
@@ -343,7 +366,9 @@ impl Engine for OpenraftEngine {
         let raft = self.inner.raft.clone();
         let read = self
             .guarded(limit, async move {
-                raft.ensure_linearizable(option).await.map_err(map_error)
+                let read = raft.ensure_linearizable(option).await.map_err(map_error)?;
+                self.wait_recovered().await?;
+                Ok(read)
             })
             .await?;
         Ok(ReadIndex {
@@ -365,6 +390,9 @@ impl Engine for OpenraftEngine {
     /// this node started one: every voter that received openraft's `TransferLeader` keeps its
     /// vote refusal off for that term.
     fn quorum_ack(&self) -> Option<QuorumAck> {
+        if !self.recovered() {
+            return None;
+        }
         // Read before the age is measured, so the send instants below err early (the safe
         // direction).
         let now = self.inner.clock.now();

@@ -2,11 +2,18 @@
 //!
 //! Entries are stored as `LogEntry { index: openraft index + 1, term, payload: encoded Entry }`;
 //! the vote and the committed log id live in the hard-state blob ([`HardState`]).
+//!
+//! The committed log id is volatile in Raft (a restarted node learns it again from a leader),
+//! so `save_committed` keeps it in memory and it reaches the disk with the next vote: a commit
+//! costs the entries' sync only, not a second sync for the hard state. A restarted node then
+//! re-applies only up to an older committed point, and openraft may resume leadership in the
+//! same term, so the engine serves no read until its state machine caught up with the log it
+//! had at start (`crate::recovery`).
 
 use std::fmt;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -21,6 +28,8 @@ use crate::types::{Entry, LogId, TypeConfig, Vote, engine_index, log_id, term_of
 #[derive(Clone)]
 pub(crate) struct LogStorage {
     store: Arc<dyn LogStore>,
+    /// The newest committed log id openraft reported, shared by every clone.
+    committed: Arc<Mutex<Option<LogId>>>,
 }
 
 impl fmt::Debug for LogStorage {
@@ -34,7 +43,14 @@ impl fmt::Debug for LogStorage {
 impl LogStorage {
     /// Log storage writing through `store`.
     pub(crate) fn new(store: Arc<dyn LogStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            committed: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn committed_in_memory(&self) -> Option<LogId> {
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn hard_state(&self) -> io::Result<HardState> {
@@ -131,15 +147,21 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let vote = *vote;
-        self.update_hard_state(|state| state.vote = Some(vote))
+        let committed = self.committed_in_memory();
+        self.update_hard_state(|state| {
+            state.vote = Some(vote);
+            state.committed = state.committed.max(committed);
+        })
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.update_hard_state(|state| state.committed = committed)
+        let mut latest = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        *latest = (*latest).max(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.hard_state()?.committed)
+        Ok(self.hard_state()?.committed.max(self.committed_in_memory()))
     }
 
     async fn append<I>(

@@ -11,6 +11,7 @@
 
 mod aborted_transfer;
 mod drift;
+mod full_restart;
 mod minority;
 mod new_term;
 mod pause;
@@ -20,6 +21,7 @@ mod transfer;
 
 pub use aborted_transfer::no_lease_for_rest_of_term_after_aborted_transfer;
 pub use drift::checker_catches_lease_with_excess_drift;
+pub use full_restart::no_lease_read_behind_a_full_restart;
 pub use minority::lease_stops_on_minority_leader_before_new_leader;
 pub use new_term::no_lease_read_before_new_term_applied;
 pub use pause::lease_read_after_pause_is_not_stale;
