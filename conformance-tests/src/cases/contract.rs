@@ -1017,12 +1017,7 @@ pub async fn crash_restart_keeps_acked_writes<B: Backend>(h: &Harness<B>) -> Res
         acked.push((key, key * 10));
     }
     // Whole-cluster restart.
-    for id in cluster.ids() {
-        cluster.crash(id).await?;
-    }
-    for id in cluster.ids() {
-        cluster.restart(id).await?;
-    }
+    cluster.restart_all().await?;
     let leader = cluster.wait_for_leader(wait).await?;
     cluster.put_via_leader(KEY, 1, wait).await?;
     cluster.wait_converged(Duration::from_secs(10)).await?;
@@ -1201,11 +1196,7 @@ pub async fn read_right_after_election_is_not_stale<B: Backend>(
         // Catch the new leader at the first instant it reports the role.
         let deadline = Instant::now() + wait;
         let new = loop {
-            if let Some((id, _)) = cluster
-                .statuses()
-                .into_iter()
-                .find(|(_, s)| s.role == Role::Leader)
-            {
+            if let Some(id) = cluster.leader() {
                 break id;
             }
             ensure!(
@@ -1252,12 +1243,7 @@ pub async fn read_right_after_full_restart_is_not_stale<B: Backend>(
                 Failure::new(format!("round {round}: write {value} failed: {err}"))
             })?;
         }
-        for id in cluster.ids() {
-            cluster.crash(id).await?;
-        }
-        for id in cluster.ids() {
-            cluster.restart(id).await?;
-        }
+        cluster.restart_all().await?;
         // Read on whichever node leads, from the first instant one reports the role, until a
         // read is answered.
         let deadline = Instant::now() + wait * 2;
@@ -1267,12 +1253,7 @@ pub async fn read_right_after_full_restart_is_not_stale<B: Backend>(
                 "round {round}: no read answered within {:?} of a full restart",
                 wait * 2
             );
-            let leader = cluster
-                .statuses()
-                .into_iter()
-                .find(|(_, s)| s.role == Role::Leader)
-                .map(|(id, _)| id);
-            let answer = match leader {
+            let answer = match cluster.leader() {
                 Some(id) => Some((id, cluster.linearizable_get(id, KEY).await?)),
                 None => None,
             };
@@ -1457,12 +1438,7 @@ pub async fn snapshot_policy_builds_snapshots<B: Backend>(h: &Harness<B>) -> Res
         }
         return Err(failure.context(stores));
     }
-    for id in cluster.ids() {
-        cluster.crash(id).await?;
-    }
-    for id in cluster.ids() {
-        cluster.restart(id).await?;
-    }
+    cluster.restart_all().await?;
     cluster.wait_for_leader(wait).await?;
     cluster.put_via_leader(KEY, 7, wait).await?;
     cluster.wait_converged(Duration::from_secs(10)).await?;

@@ -405,6 +405,17 @@ impl<B: Backend> Cluster<B> {
         self.boot(id).await
     }
 
+    /// Crashes every node, then restarts each on its store: a whole-cluster power cut.
+    pub async fn restart_all(&self) -> Result<(), Failure> {
+        for id in self.ids() {
+            self.crash(id).await?;
+        }
+        for id in self.ids() {
+            self.restart(id).await?;
+        }
+        Ok(())
+    }
+
     /// Changes node `id`'s settings from its next [`Cluster::restart`] on (the running engine
     /// keeps the settings it started with). For cases that need one node to differ, e.g. an
     /// eager candidate with short election timeouts.

@@ -34,22 +34,12 @@ pub async fn no_lease_read_behind_a_full_restart<B: Backend>(
             lease.shutdown().await;
         }
         drop(lease);
-        for id in cluster.ids() {
-            cluster.crash(id).await?;
-        }
-        for id in cluster.ids() {
-            cluster.restart(id).await?;
-        }
+        cluster.restart_all().await?;
         let mut leases = Leases::new(&cluster);
         let deadline = Instant::now() + 2 * wait;
         let mut answered = 0;
         while Instant::now() < deadline && answered < 200 {
-            let leader = cluster
-                .statuses()
-                .into_iter()
-                .find(|(_, s)| s.role == Role::Leader)
-                .map(|(id, _)| id);
-            if let Some(id) = leader {
+            if let Some(id) = cluster.leader() {
                 let lease = leases.get(id)?;
                 if let Ok(read) = lease_get(&cluster, &lease, id, FULL_RESTART_KEY).await? {
                     answered += 1;
