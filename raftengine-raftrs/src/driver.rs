@@ -234,11 +234,15 @@ impl Driver {
     }
 
     fn iteration(&mut self, batch: Vec<Event>, ticked: bool) -> Result<()> {
-        for event in batch {
-            self.handle(event)?;
-        }
+        // The tick goes first. A message handled before it would count that tick as its first
+        // tick of silence although the tick was due before the message arrived (the driver woke
+        // late), and the next grid tick could follow an instant later: the vote-refusal window
+        // would shrink by almost a tick (see `timing::Ticks::timing`).
         if ticked {
             self.node.tick();
+        }
+        for event in batch {
+            self.handle(event)?;
         }
         self.randomize_election_timeout(false);
         self.maybe_leave_joint();

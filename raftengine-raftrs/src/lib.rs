@@ -66,6 +66,8 @@ mod membership;
 mod proposals;
 mod quorum;
 mod reads;
+#[cfg(test)]
+mod refusal_window_tests;
 mod shared;
 mod storage;
 mod timing;

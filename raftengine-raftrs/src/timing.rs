@@ -32,7 +32,7 @@ impl Ticks {
             (config.heartbeat_interval / HEARTBEAT_TICKS as u32).max(Duration::from_millis(1));
         let ticks_in = |d: Duration| (d.as_nanos() / tick.as_nanos()).max(1) as usize;
         let heartbeat = ticks_in(config.heartbeat_interval).max(1);
-        // At least three ticks, so the vote-refusal window (two ticks shorter) is never empty.
+        // At least three ticks, so the vote-refusal window (one tick shorter) is never empty.
         let election = ticks_in(config.election_timeout_min)
             .max(heartbeat + 1)
             .max(3);
@@ -54,16 +54,19 @@ impl Ticks {
     ///
     /// `vote_refusal_window`: with check-quorum, a follower refuses (pre-)votes while
     /// `election_elapsed < election_tick`; `election_elapsed` restarts at 0 when it hears from
-    /// the leader and then counts ticks. The driver handles messages before the tick of the same
-    /// iteration and keeps its tick grid when it runs late by less than a tick, so the first
-    /// tick can land at the very instant the message is handled and the second an instant
-    /// later: the guaranteed window is `(election_tick - 2)` whole ticks.
+    /// the leader and then counts ticks, so the vote is refused until its `election_tick`-th
+    /// tick after the message. The driver samples its clock after collecting a batch of
+    /// messages, applies a due tick before handling them, and never schedules the next tick
+    /// less than a tick after the grid point it just applied. So the first tick that counts
+    /// comes after that sample (and after the message arrived), every later one at least a
+    /// tick after the previous: the window is `(election_tick - 1)` whole ticks from arrival,
+    /// however late the driver wakes.
     pub(crate) fn timing(&self, config: &Config) -> Timing {
         Timing {
             heartbeat_interval: self.tick * self.heartbeat as u32,
             election_timeout_min: self.election_timeout(),
             election_timeout_max: self.tick * self.max_election as u32,
-            vote_refusal_window: self.tick * (self.election as u32).saturating_sub(2),
+            vote_refusal_window: self.tick * (self.election as u32).saturating_sub(1),
             max_clock_drift: config.max_clock_drift,
         }
     }
@@ -82,7 +85,7 @@ mod tests {
         assert_eq!(ticks.election, 30);
         assert_eq!(ticks.max_election, 60);
         let timing = ticks.timing(&config);
-        assert_eq!(timing.vote_refusal_window, Duration::from_millis(280));
+        assert_eq!(timing.vote_refusal_window, Duration::from_millis(290));
         assert!(timing.vote_refusal_window < timing.election_timeout_min);
         assert!(timing.election_timeout_max <= config.election_timeout_max);
     }
