@@ -29,6 +29,7 @@
 mod backend;
 mod codec;
 mod error;
+mod positions;
 mod store;
 
 pub use store::{RedbGroup, RedbLogStore, StoreOptions, StoreStats};

@@ -19,6 +19,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDe
 use crate::backend::{DiskBackend, DiskCounters};
 use crate::codec::{self, META_HARD_STATE, META_PURGED, META_SNAPSHOT};
 use crate::error::{corrupted, map_redb, refused};
+use crate::positions::{Positions, known_term};
 
 /// `(group, index) -> crc | term | payload`.
 const ENTRIES: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("raft_entries");
@@ -95,6 +96,7 @@ struct Core {
     writer_done: Mutex<Receiver<()>>,
     counters: Arc<DiskCounters>,
     stats: Arc<WriterStats>,
+    positions: Arc<Positions>,
     options: StoreOptions,
 }
 
@@ -169,16 +171,18 @@ impl RedbLogStore {
         })?;
         let db = Arc::new(db);
         let stats = Arc::new(WriterStats::default());
+        let positions = Arc::new(Positions::default());
         let (requests, queue) = mpsc::channel();
         let (done_tx, writer_done) = mpsc::sync_channel(1);
         let writer = {
             let db = db.clone();
             let writer_path = path.clone();
             let stats = stats.clone();
+            let positions = positions.clone();
             std::thread::Builder::new()
                 .name("redb-log-writer".into())
                 .spawn(move || {
-                    run_writer(&db, &writer_path, &queue, &stats);
+                    run_writer(&db, &writer_path, &queue, &stats, &positions);
                     drop(db);
                     let _ = done_tx.send(());
                 })
@@ -200,6 +204,7 @@ impl RedbLogStore {
                 writer_done: Mutex::new(writer_done),
                 counters,
                 stats,
+                positions,
                 options,
             }),
         })
@@ -320,7 +325,13 @@ fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T>) -> Result<
     })
 }
 
-fn run_writer(db: &Database, path: &Path, queue: &Receiver<Request>, stats: &WriterStats) {
+fn run_writer(
+    db: &Database,
+    path: &Path,
+    queue: &Receiver<Request>,
+    stats: &WriterStats,
+    positions: &Positions,
+) {
     while let Ok(first) = queue.recv() {
         let mut bytes = first.op.bytes();
         let mut batch = vec![first];
@@ -337,8 +348,10 @@ fn run_writer(db: &Database, path: &Path, queue: &Receiver<Request>, stats: &Wri
             .writes
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         match guarded(path, "commit", || commit_batch(db, path, &batch)) {
-            Ok(outcomes) => {
+            Ok((outcomes, changed)) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
+                // Before any answer: a caller reads its own write's positions from the cache.
+                positions.publish(changed);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = request.reply.send(outcome);
                 }
@@ -358,14 +371,23 @@ fn run_writer(db: &Database, path: &Path, queue: &Receiver<Request>, stats: &Wri
 type EntriesTable<'t> = Table<'t, (u64, u64), &'static [u8]>;
 type MetaTable<'t> = Table<'t, (u64, u8), &'static [u8]>;
 
+/// Each request's own outcome, and the log positions of every group the batch touched.
+type Committed = (Vec<Result<()>>, Vec<(u64, LogState)>);
+
 /// One transaction for the whole batch. The outer error aborts the batch (nothing in it is
 /// durable); an inner error refuses one request, which changed nothing, while the rest commit.
-fn commit_batch(db: &Database, path: &Path, batch: &[Request]) -> Result<Vec<Result<()>>> {
+/// Also returns the log positions of every group the batch touched, as committed.
+fn commit_batch(
+    db: &Database,
+    path: &Path,
+    batch: &[Request],
+) -> Result<Committed> {
     let redb_err = |e: redb::Error| map_redb(path, "commit", e);
     let mut txn = db.begin_write().map_err(|e| redb_err(e.into()))?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| redb_err(e.into()))?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut changed = Vec::new();
     {
         let mut entries = txn.open_table(ENTRIES).map_err(|e| redb_err(e.into()))?;
         let mut meta = txn.open_table(META).map_err(|e| redb_err(e.into()))?;
@@ -378,9 +400,21 @@ fn commit_batch(db: &Database, path: &Path, batch: &[Request]) -> Result<Vec<Res
             };
             outcomes.push(group.apply(&request.op)?);
         }
+        let mut groups: Vec<u64> = batch.iter().map(|r| r.group).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
+            let view = View {
+                path,
+                group,
+                entries: &entries,
+                meta: &meta,
+            };
+            changed.push((group, view.log_state()?));
+        }
     }
     txn.commit().map_err(|e| redb_err(e.into()))?;
-    Ok(outcomes)
+    Ok((outcomes, changed))
 }
 
 /// Reads shared by readers and the writer, over any readable pair of tables.
@@ -745,11 +779,19 @@ impl LogStore for RedbGroup {
     }
 
     fn term(&self, index: u64) -> Result<Option<u64>> {
+        if let Some(term) = known_term(&self.log_state()?, index) {
+            return Ok(term);
+        }
         self.read("read term", |view| view.term(index))
     }
 
     fn log_state(&self) -> Result<LogState> {
-        self.read("read log state", |view| view.log_state())
+        if let Some(state) = self.core.positions.get(self.group) {
+            return Ok(state);
+        }
+        let state = self.read("read log state", |view| view.log_state())?;
+        self.core.positions.fill(self.group, state);
+        Ok(state)
     }
 
     fn save_hard_state(&self, state: Bytes) -> Result<()> {

@@ -61,6 +61,48 @@ fn groups_in_one_file_are_isolated_and_survive_a_reopen() {
     assert_eq!(file.group(3).log_state().unwrap(), Default::default());
 }
 
+/// Positions and terms are answered from memory; every handle of a group sees every write at
+/// once, and the answers match what a fresh open reads from the file.
+#[test]
+fn positions_follow_every_write_through_every_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raft.redb");
+    let file = RedbLogStore::open(&path).unwrap();
+    let (writer, reader) = (file.group(1), file.group(1));
+    assert_eq!(reader.log_state().unwrap(), Default::default());
+    writer
+        .append(&(1..=6).map(|i| entry(i, 1, "a")).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(reader.log_state().unwrap().last, Some((6, 1)));
+    // The conflict rule replaces the suffix from 4 on.
+    writer.append(&[entry(4, 2, "b")]).unwrap();
+    assert_eq!(reader.log_state().unwrap().last, Some((4, 2)));
+    assert_eq!(reader.term(4).unwrap(), Some(2));
+    assert_eq!(reader.term(3).unwrap(), Some(1));
+    assert_eq!(reader.term(5).unwrap(), None);
+    writer.purge_to(2, 1).unwrap();
+    assert_eq!(reader.term(2).unwrap(), Some(1));
+    assert_eq!(reader.term(1).unwrap(), None);
+    writer.truncate_from(4).unwrap();
+    let before = reader.log_state().unwrap();
+    assert_eq!(before.last, Some((3, 1)));
+    let snapshot = raftengine::StoredSnapshot {
+        meta: raftengine::SnapshotMeta {
+            last_index: 9,
+            last_term: 3,
+            membership: Bytes::new(),
+        },
+        data: Bytes::from_static(b"state"),
+    };
+    writer.install_snapshot(snapshot).unwrap();
+    let after = reader.log_state().unwrap();
+    assert_eq!((after.purged, after.last), (Some((9, 3)), Some((9, 3))));
+    drop((file, writer, reader));
+    let reopened = RedbLogStore::open(&path).unwrap().group(1);
+    assert_eq!(reopened.log_state().unwrap(), after);
+    assert_eq!(reopened.term(9).unwrap(), Some(3));
+}
+
 #[test]
 fn concurrent_writes_share_commits_and_fsyncs() {
     const THREADS: u64 = 16;
