@@ -40,6 +40,9 @@
 //! - `shutdown` bounded by a grace period even when the store or the state machine is stuck;
 //! - a panic of the user's state machine reported as `Fatal` (openraft reports a storage error),
 //!   and a failed store write turned into `Fatal` for every later call;
+//! - store writes off openraft's core task: appends return once queued (readable from memory)
+//!   and report durability later, as openraft's storage API intends, so a leader replicates
+//!   while its own sync runs and appends queued during a sync share the next one;
 //! - one store sync per commit: the committed log id is kept in memory and written with the
 //!   next vote, and after a restart no read is served (no `quorum_ack`, linearizable reads
 //!   wait) until the state machine applied the log this node had at start, since openraft may

@@ -210,12 +210,14 @@ fn shutdown_while_stuck(case: &'static str, stuck: Stuck, may_succeed: bool) {
     );
 }
 
+/// The stuck append waits on the log writer thread, not on openraft's core, so shutdown may
+/// end promptly (a vote, truncation or purge queued behind it would wait for the grace period).
 #[test]
 fn shutdown_returns_within_its_grace_period_while_the_store_is_stuck() {
     shutdown_while_stuck(
         "shutdown_returns_within_its_grace_period_while_the_store_is_stuck",
         Stuck::Store,
-        false,
+        true,
     );
 }
 

@@ -377,11 +377,7 @@ type Committed = (Vec<Result<()>>, Vec<(u64, LogState)>);
 /// One transaction for the whole batch. The outer error aborts the batch (nothing in it is
 /// durable); an inner error refuses one request, which changed nothing, while the rest commit.
 /// Also returns the log positions of every group the batch touched, as committed.
-fn commit_batch(
-    db: &Database,
-    path: &Path,
-    batch: &[Request],
-) -> Result<Committed> {
+fn commit_batch(db: &Database, path: &Path, batch: &[Request]) -> Result<Committed> {
     let redb_err = |e: redb::Error| map_redb(path, "commit", e);
     let mut txn = db.begin_write().map_err(|e| redb_err(e.into()))?;
     txn.set_durability(Durability::Immediate)

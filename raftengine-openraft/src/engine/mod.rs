@@ -33,7 +33,7 @@ use crate::network::{InboundHandler, NetworkFactory};
 use crate::recovery::Recovery;
 use crate::settings::{openraft_config, timing};
 use crate::status::{StatusShared, follow_metrics, membership_of, quorum_ack_age, status_of};
-use crate::storage::{LogStorage, StateMachineStore};
+use crate::storage::{LogPipeline, LogStorage, StateMachineStore};
 use crate::types::{Command, Raft, engine_index, engine_index_of, seeded, term_of};
 
 /// A Raft node on openraft `=0.10.0-alpha.37`, driven through the [`Engine`] contract.
@@ -121,12 +121,14 @@ impl OpenraftEngine {
             && log_state.last.is_none()
             && store.snapshot()?.is_none();
 
-        let state_machine = StateMachineStore::open(state_machine.into_dyn(), Arc::clone(&store))
-            .map_err(|e| {
-            storage_error("restoring the state machine from the stored snapshot", e)
-        })?;
+        let pipeline = LogPipeline::new(Arc::clone(&store))
+            .map_err(|e| storage_error("starting the log writer thread", e))?;
+        let state_machine =
+            StateMachineStore::open(state_machine.into_dyn(), Arc::clone(&pipeline)).map_err(
+                |e| storage_error("restoring the state machine from the stored snapshot", e),
+            )?;
         let sm_panicked = state_machine.panic_flag();
-        let log = LogStorage::new(Arc::clone(&store));
+        let log = LogStorage::new(pipeline);
         let network = NetworkFactory::new(Arc::clone(&transport), config.rpc_timeout);
         let raft = seeded(
             config.seed,

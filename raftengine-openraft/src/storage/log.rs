@@ -21,6 +21,7 @@ use openraft::{OptionalSend, RaftLogReader};
 use raftengine::{LogEntry, LogStore};
 
 use super::io_error;
+use super::pipeline::LogPipeline;
 use crate::codec::{HardState, decode, encode};
 use crate::types::{Entry, LogId, TypeConfig, Vote, engine_index, log_id, term_of};
 
@@ -28,6 +29,7 @@ use crate::types::{Entry, LogId, TypeConfig, Vote, engine_index, log_id, term_of
 #[derive(Clone)]
 pub(crate) struct LogStorage {
     store: Arc<dyn LogStore>,
+    pipeline: Arc<LogPipeline>,
     /// The newest committed log id openraft reported, shared by every clone.
     committed: Arc<Mutex<Option<LogId>>>,
 }
@@ -41,10 +43,11 @@ impl fmt::Debug for LogStorage {
 }
 
 impl LogStorage {
-    /// Log storage writing through `store`.
-    pub(crate) fn new(store: Arc<dyn LogStore>) -> Self {
+    /// Log storage on the pipeline's store, writing through the pipeline.
+    pub(crate) fn new(pipeline: Arc<LogPipeline>) -> Self {
         Self {
-            store,
+            store: Arc::clone(pipeline.store()),
+            pipeline,
             committed: Arc::new(Mutex::new(None)),
         }
     }
@@ -54,21 +57,19 @@ impl LogStorage {
     }
 
     fn hard_state(&self) -> io::Result<HardState> {
-        match self.store.hard_state().map_err(io_error)? {
-            None => Ok(HardState::default()),
-            Some(bytes) => decode(&bytes).map_err(io_error),
-        }
+        hard_state_of(&*self.store).map_err(io_error)
     }
+}
 
-    fn update_hard_state(&self, change: impl FnOnce(&mut HardState)) -> io::Result<()> {
-        let mut state = self.hard_state()?;
-        change(&mut state);
-        let bytes = encode(&state).map_err(io_error)?;
-        write(&*self.store, || {
-            self.store.save_hard_state(Bytes::from(bytes))
-        })
-        .map_err(io_error)
+fn hard_state_of(store: &dyn LogStore) -> raftengine::Result<HardState> {
+    match store.hard_state()? {
+        None => Ok(HardState::default()),
+        Some(bytes) => decode(&bytes).map_err(storage_error),
     }
+}
+
+fn storage_error(err: impl fmt::Display) -> raftengine::Error {
+    raftengine::Error::new(raftengine::ErrorKind::Storage).with_context(err.to_string())
 }
 
 /// Runs a store write, which may wait for a disk sync. On a multi-thread runtime the worker
@@ -106,22 +107,30 @@ impl RaftLogReader<TypeConfig> for LogStorage {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (from, to) = index_range(&range);
+        // The pending tail first: the store's entries below its first index cannot change while
+        // it is pending, and an entry leaving the tail is already in the store.
+        let pending = self.pipeline.pending(from, to);
         let state = self.store.log_state().map_err(io_error)?;
         // openraft tolerates (and expects) a short read at the start of the range for entries
         // already purged; the store refuses to read purged indexes, so start at the first kept.
         let from = from.max(state.first_index() - 1);
-        let to = to.unwrap_or_else(|| state.last_index());
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let stored = self
-            .store
-            .entries(engine_index(from), engine_index(to))
-            .map_err(io_error)?;
-        stored
-            .iter()
-            .map(|e| decode::<Entry>(&e.payload).map_err(io_error))
-            .collect()
+        let end = pending
+            .last
+            .map_or_else(|| state.last_index(), |id| id.index() + 1);
+        let to = to.unwrap_or(end);
+        let stored_to = pending.first.map_or(to, |first| to.min(first));
+        let mut entries = if from < stored_to {
+            self.store
+                .entries(engine_index(from), engine_index(stored_to))
+                .map_err(io_error)?
+                .iter()
+                .map(|e| decode::<Entry>(&e.payload).map_err(io_error))
+                .collect::<io::Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        entries.extend(pending.entries);
+        Ok(entries)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -133,11 +142,12 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
     type LogReader = LogStorage;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let pending = self.pipeline.pending(u64::MAX, None);
         let state = self.store.log_state().map_err(io_error)?;
         let to_log_id = |(index, term): (u64, u64)| log_id(term, index - 1);
         Ok(LogState {
             last_purged_log_id: state.purged.map(to_log_id),
-            last_log_id: state.last.map(to_log_id),
+            last_log_id: pending.last.or(state.last.map(to_log_id)),
         })
     }
 
@@ -148,10 +158,15 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let vote = *vote;
         let committed = self.committed_in_memory();
-        self.update_hard_state(|state| {
-            state.vote = Some(vote);
-            state.committed = state.committed.max(committed);
-        })
+        self.pipeline
+            .write(move |store| {
+                let mut state = hard_state_of(store)?;
+                state.vote = Some(vote);
+                state.committed = state.committed.max(committed);
+                let bytes = encode(&state).map_err(storage_error)?;
+                store.save_hard_state(Bytes::from(bytes))
+            })
+            .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
@@ -176,26 +191,29 @@ impl RaftLogStorage<TypeConfig> for LogStorage {
         let stored = entries
             .into_iter()
             .map(|entry| {
-                Ok(LogEntry {
+                let record = LogEntry {
                     index: engine_index(entry.log_id.index()),
                     term: term_of(&entry.log_id),
                     payload: Bytes::from(encode(&entry).map_err(io_error)?),
-                })
+                };
+                Ok((record, entry))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        write(&*self.store, || self.store.append(&stored)).map_err(io_error)?;
-        callback.io_completed(Ok(()));
-        Ok(())
+        self.pipeline.append(stored, callback)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         // Keep `..=last_log_id`: drop engine indexes from (openraft index + 1) + 1 on.
         let from = last_log_id.map_or(1, |id| engine_index(id.index()) + 1);
-        write(&*self.store, || self.store.truncate_from(from)).map_err(io_error)
+        self.pipeline
+            .write(move |store| store.truncate_from(from))
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let (index, term) = (engine_index(log_id.index()), term_of(&log_id));
-        write(&*self.store, || self.store.purge_to(index, term)).map_err(io_error)
+        self.pipeline
+            .write(move |store| store.purge_to(index, term))
+            .await
     }
 }

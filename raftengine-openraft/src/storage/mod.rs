@@ -2,9 +2,11 @@
 //! [`raftengine::StateMachine`].
 
 mod log;
+mod pipeline;
 mod state_machine;
 
 pub(crate) use self::log::LogStorage;
+pub(crate) use self::pipeline::LogPipeline;
 pub(crate) use self::state_machine::StateMachineStore;
 
 use std::io;

@@ -19,10 +19,10 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use raftengine::{LogStore, SharedStateMachine, StateMachine, StoredSnapshot};
+use raftengine::{SharedStateMachine, StateMachine, StoredSnapshot};
 
 use super::io_error;
-use super::log::write;
+use super::pipeline::LogPipeline;
 use crate::codec::{decode, encode};
 use crate::types::{
     LogId, Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, engine_index,
@@ -38,7 +38,9 @@ struct Applied {
 
 struct Shared {
     user: SharedStateMachine<dyn StateMachine>,
-    store: Arc<dyn LogStore>,
+    /// Snapshot writes join the log's queue: an install also trims the log, so it must land
+    /// after every append submitted before it.
+    pipeline: Arc<LogPipeline>,
     /// Updated while the user's state machine lock is held (lock order: user, then this), so a
     /// snapshot always pairs the user's state with the position it reflects.
     applied: Mutex<Applied>,
@@ -92,8 +94,9 @@ impl StateMachineStore {
     /// Wraps the user's state machine, restoring it from the store's snapshot if there is one.
     pub(crate) fn open(
         user: SharedStateMachine<dyn StateMachine>,
-        store: Arc<dyn LogStore>,
+        pipeline: Arc<LogPipeline>,
     ) -> io::Result<Self> {
+        let store = pipeline.store();
         let panicked = Arc::new(AtomicBool::new(false));
         let mut applied = Applied::default();
         if let Some(snapshot) = store.snapshot().map_err(io_error)? {
@@ -110,7 +113,7 @@ impl StateMachineStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 user,
-                store,
+                pipeline,
                 applied: Mutex::new(applied),
                 panicked,
             }),
@@ -180,20 +183,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Bytes,
     ) -> Result<(), io::Error> {
         let record = stored_snapshot(meta, snapshot.clone())?;
-        let sm = &mut *self.shared.user.lock();
-        catch_unwind(AssertUnwindSafe(|| sm.restore(&snapshot)))
-            .map_err(|_| self.shared.user_panicked("restore"))?
-            .map_err(io_error)?;
-        *self.shared.applied() = Applied {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
-        let store = &*self.shared.store;
-        write(store, || store.install_snapshot(record)).map_err(io_error)
+        {
+            let sm = &mut *self.shared.user.lock();
+            catch_unwind(AssertUnwindSafe(|| sm.restore(&snapshot)))
+                .map_err(|_| self.shared.user_panicked("restore"))?
+                .map_err(io_error)?;
+            *self.shared.applied() = Applied {
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
+        }
+        self.shared
+            .pipeline
+            .write(move |store| store.install_snapshot(record))
+            .await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let Some(stored) = self.shared.store.snapshot().map_err(io_error)? else {
+        let Some(stored) = self.shared.pipeline.store().snapshot().map_err(io_error)? else {
             return Ok(None);
         };
         let meta: SnapshotMeta = decode(&stored.meta.membership).map_err(io_error)?;
@@ -220,8 +227,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             last_membership: applied.membership,
         };
         let record = stored_snapshot(&meta, data.clone())?;
-        let store = &*self.shared.store;
-        write(store, || store.save_snapshot(record)).map_err(io_error)?;
+        self.shared
+            .pipeline
+            .write(move |store| store.save_snapshot(record))
+            .await?;
         Ok(Snapshot {
             meta,
             snapshot: data,

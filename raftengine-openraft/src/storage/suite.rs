@@ -23,7 +23,7 @@ use raftengine::{
     StoredSnapshot,
 };
 
-use super::{LogStorage, StateMachineStore};
+use super::{LogPipeline, LogStorage, StateMachineStore};
 use crate::types::TypeConfig;
 
 /// A state machine that keeps every applied command, so snapshots carry real data.
@@ -193,9 +193,11 @@ impl<S: LogStore> StoreBuilder<TypeConfig, LogStorage, StateMachineStore, Arc<dy
     ) -> Result<(Arc<dyn LogStore>, LogStorage, StateMachineStore), StorageError<TypeConfig>> {
         let store: Arc<dyn LogStore> = Arc::new((self.0)());
         let user = SharedStateMachine::new(Commands::default()).into_dyn();
-        let state_machine = StateMachineStore::open(user, Arc::clone(&store))
+        let pipeline = LogPipeline::new(Arc::clone(&store))
             .map_err(|e| StorageError::read(ErrorSource::from_error(&e)))?;
-        Ok((Arc::clone(&store), LogStorage::new(store), state_machine))
+        let state_machine = StateMachineStore::open(user, Arc::clone(&pipeline))
+            .map_err(|e| StorageError::read(ErrorSource::from_error(&e)))?;
+        Ok((store, LogStorage::new(pipeline), state_machine))
     }
 }
 
@@ -234,6 +236,14 @@ async fn openraft_storage_suite_contiguous_cases_pass_on_mem_log_store() {
 
 #[tokio::test(start_paused = true)]
 async fn openraft_storage_suite_contiguous_cases_pass_on_redb_log_store() {
+    contiguous_cases(redb_store).await;
+}
+
+/// On a multi-thread runtime a redb store's writes go through the log writer thread, and
+/// appended entries are read from the pending tail until they are durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_storage_suite_contiguous_cases_pass_on_redb_log_store_through_the_writer_thread()
+{
     contiguous_cases(redb_store).await;
 }
 
