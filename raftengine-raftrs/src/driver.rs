@@ -10,11 +10,17 @@
 //! 6. send the messages that depend on the persisted state (votes, append responses);
 //! 7. advance; persist the new commit index, send and apply what the light ready holds.
 //!
+//! When writes are asynchronous (`crate::persist`), steps 4 and 6 move: the entries and a
+//! changed term or vote go to the writer thread, the messages of step 6 wait in `in_flight`,
+//! and both complete when the writer reports the ready durable (`on_persist_ready`). A ready
+//! with a snapshot first waits for everything in flight and is then handled in full.
+//!
 //! After every iteration it detects leadership edges, resolves transfers, checks the quorum-ack
 //! age and publishes [`Status`]. The synchronous part of each iteration runs under
 //! `catch_unwind`: a panic inside raft-rs (or the user's state machine) fails every waiter with
 //! `Fatal`, fires the leader-loss callbacks and stops the node.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -32,6 +38,7 @@ use tokio::time::Instant;
 use crate::codec::{self, Envelope, RequestId, RequestKind};
 use crate::errors::{NodeView, map_error};
 use crate::membership::{self, Change};
+use crate::persist::{Completions, Persisted};
 use crate::proposals::{Pending, Proposals, Reply};
 use crate::quorum::{AckTracker, QuorumTime};
 use crate::reads::{ReadReply, Reads};
@@ -88,6 +95,12 @@ pub(crate) struct Driver {
     rng: SplitMix,
     election_timeout_set: usize,
     snapshots_to_report: Vec<u64>,
+    /// Completions of readies handed to the store writer thread (`crate::persist`), if writes
+    /// are asynchronous.
+    completions: Option<Completions>,
+    /// Readies handed to the writer and not yet durable, with the messages that may leave only
+    /// once they are: `(ready number, messages)`, oldest first.
+    in_flight: VecDeque<(u64, Vec<Message>)>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -108,6 +121,7 @@ pub(crate) struct DriverInit {
     pub(crate) applied: u64,
     pub(crate) applied_term: u64,
     pub(crate) restarted: bool,
+    pub(crate) completions: Option<Completions>,
 }
 
 impl Driver {
@@ -150,6 +164,8 @@ impl Driver {
             rng: SplitMix(seed),
             election_timeout_set: 0,
             snapshots_to_report: Vec::new(),
+            completions: init.completions,
+            in_flight: VecDeque::new(),
         };
         driver.randomize_election_timeout(true);
         driver.publish();
@@ -162,6 +178,7 @@ impl Driver {
         let clock = Arc::clone(&self.shared.clock);
         let shared = Arc::clone(&self.shared);
         let stop = &shared.stop;
+        let persisted = self.completions.as_ref().map(|c| Arc::clone(&c.wake));
         let mut next_tick = clock.now() + tick;
         loop {
             let wait = next_tick.saturating_duration_since(clock.now());
@@ -184,6 +201,13 @@ impl Driver {
                     None => batch.push(Event::Shutdown),
                 },
                 _ = stop.notified() => batch.push(Event::Shutdown),
+                // A ready became durable: the iteration takes its completion first.
+                _ = async {
+                    match &persisted {
+                        Some(wake) => wake.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 _ = tokio::time::sleep(wait) => {}
             }
             let now = clock.now();
@@ -241,6 +265,7 @@ impl Driver {
         if ticked {
             self.node.tick();
         }
+        self.take_completions()?;
         for event in batch {
             self.handle(event)?;
         }
@@ -563,8 +588,64 @@ impl Driver {
         }
     }
 
+    /// Takes the completions the writer thread reported: sends the messages that waited for
+    /// them and tells raft-rs, which may then commit and apply more.
+    fn take_completions(&mut self) -> Result<()> {
+        let Some(completions) = &self.completions else {
+            return Ok(());
+        };
+        let done: Vec<Persisted> = completions.queue.try_iter().collect();
+        for persisted in done {
+            self.on_persisted(persisted)?;
+        }
+        Ok(())
+    }
+
+    fn on_persisted(&mut self, persisted: Persisted) -> Result<()> {
+        persisted.result?;
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|(number, _)| *number <= persisted.number)
+        {
+            if let Some((_, messages)) = self.in_flight.pop_front() {
+                self.send_messages(messages);
+            }
+        }
+        self.node.on_persist_ready(persisted.number);
+        Ok(())
+    }
+
+    /// Waits until every ready handed to the writer thread is durable.
+    fn drain_persists(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            let Some(completions) = &self.completions else {
+                return Ok(());
+            };
+            let store_blocks = || completions.queue.recv();
+            let persisted = tokio::task::block_in_place(store_blocks).map_err(|_| {
+                Error::new(ErrorKind::Storage)
+                    .with_context("the store writer thread stopped with writes in flight")
+            })?;
+            self.on_persisted(persisted)?;
+        }
+        Ok(())
+    }
+
     fn process_ready(&mut self) -> Result<()> {
         let mut ready = self.node.ready();
+        if self.node.store().is_async() {
+            if !ready.snapshot().is_empty() {
+                // A snapshot replaces the log: everything handed over before must be on disk
+                // first, then this ready is handled in full, as on a synchronous store.
+                self.drain_persists()?;
+            } else if !ready.entries().is_empty()
+                || !self.in_flight.is_empty()
+                || self.node.store().changes_durable_state(ready.hs())
+            {
+                return self.process_ready_async(ready);
+            }
+        }
         let messages = ready.take_messages();
         self.send_messages(messages);
         if !ready.snapshot().is_empty() {
@@ -591,6 +672,30 @@ impl Driver {
         let messages = light.take_messages();
         self.send_messages(messages);
         self.apply_entries(light.take_committed_entries())?;
+        self.node.advance_apply();
+        Ok(())
+    }
+
+    /// The asynchronous form of the ready loop: steps 4 and 6 of the module docs happen on the
+    /// writer thread and in [`Driver::on_persisted`]; everything else happens now.
+    fn process_ready_async(&mut self, mut ready: raft::Ready) -> Result<()> {
+        let messages = ready.take_messages();
+        self.send_messages(messages);
+        for state in ready.take_read_states() {
+            self.reads
+                .on_read_state(&state.request_ctx, state.index, self.applied);
+        }
+        let committed = ready.take_committed_entries();
+        let number = ready.number();
+        let hard_state = ready.hs().cloned();
+        self.node
+            .mut_store()
+            .persist_async(ready.entries(), hard_state.as_ref(), number)?;
+        let after_persist = ready.take_persisted_messages();
+        self.in_flight.push_back((number, after_persist));
+        // raft-rs hands out only committed entries that are already persisted.
+        self.apply_entries(committed)?;
+        self.node.advance_append_async(ready);
         self.node.advance_apply();
         Ok(())
     }

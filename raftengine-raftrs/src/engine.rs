@@ -135,6 +135,8 @@ impl RaftRsEngine {
             Error::new(ErrorKind::Fatal).with_context("raft-rs panicked loading the stored state")
         })?
         .map_err(|e| map_error(e, &startup_view()))?;
+        let mut node = node;
+        let completions = node.mut_store().start_persister()?;
 
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
         let (status, _) = watch::channel(Status {
@@ -165,6 +167,7 @@ impl RaftRsEngine {
             applied: boot.applied,
             applied_term: boot.applied_term,
             restarted: boot.restarted,
+            completions,
         });
         let span = tracing::info_span!("raftrs", node = shared.id);
         let task = tokio::spawn(tracing::Instrument::instrument(driver.run(receiver), span));

@@ -34,6 +34,9 @@
 //!   to the stored commit index; the rest is applied once a leader confirms it.
 //! - **Syncs.** A commit costs one store write per node: the entries. The commit index is
 //!   volatile (a restart learns it again), so it is written only with a term or vote change.
+//!   On a multi-thread runtime with a store that may block, writes run on a thread of the
+//!   node's own (raft-rs's asynchronous ready): the driver keeps handling acknowledgements and
+//!   proposals during a sync, and readies queued meanwhile share the next one.
 //! - **Wire format.** Each raft message travels as a small envelope (version, ack token, echo)
 //!   around the protobuf message; bytes that do not decode are dropped and logged. The tokens
 //!   make [`raftengine::Engine::quorum_ack`] exact: it reports the send time of the newest
@@ -63,6 +66,7 @@ mod engine;
 mod errors;
 mod logger;
 mod membership;
+mod persist;
 mod proposals;
 mod quorum;
 mod reads;

@@ -29,6 +29,7 @@ use raftengine::{Error, ErrorKind, LogEntry, LogStore, SnapshotMeta, StoredSnaps
 const ENTRIES_WINDOW: u64 = 64;
 
 use crate::codec::{self, Meta};
+use crate::persist::{Completions, Persister};
 
 /// Index and term of the bootstrap snapshot of a brand-new cluster.
 pub(crate) const BOOTSTRAP_INDEX: u64 = 1;
@@ -52,6 +53,8 @@ pub(crate) struct RaftStorage {
     meta: Meta,
     initial_conf: ConfState,
     snapshot_wanted: AtomicBool,
+    /// The writer thread, when writes are asynchronous (`crate::persist`).
+    persister: Option<Persister>,
 }
 
 impl std::fmt::Debug for RaftStorage {
@@ -137,6 +140,7 @@ impl RaftStorage {
             meta,
             initial_conf,
             snapshot_wanted: AtomicBool::new(false),
+            persister: None,
         };
         let boot = Boot {
             restarted,
@@ -167,7 +171,70 @@ impl RaftStorage {
                 payload,
             });
         }
-        write(&*self.store, || self.store.append(&batch))
+        self.write_store(move |store| store.append(&batch))
+    }
+
+    /// Moves writes to a thread of their own when the store may block and the runtime has
+    /// other workers (see `crate::persist`); returns the driver's end of the completions.
+    pub(crate) fn start_persister(&mut self) -> raftengine::Result<Option<Completions>> {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !multi_thread || !self.store.may_block() || self.persister.is_some() {
+            return Ok(None);
+        }
+        let (persister, completions) = Persister::start(Arc::clone(&self.store))?;
+        self.persister = Some(persister);
+        Ok(Some(completions))
+    }
+
+    /// Whether ready writes go to the writer thread.
+    pub(crate) fn is_async(&self) -> bool {
+        self.persister.is_some()
+    }
+
+    /// Hands a ready's entries and hard state to the writer thread; the entries are readable
+    /// at once. The hard state is written only if its term or vote changed (see
+    /// [`RaftStorage::set_hard_state`]).
+    pub(crate) fn persist_async(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+        number: u64,
+    ) -> raftengine::Result<()> {
+        let meta = hard_state.and_then(|hs| {
+            let durable =
+                hs.term != self.meta.hard_state.term || hs.vote != self.meta.hard_state.vote;
+            self.meta.hard_state = hs.clone();
+            durable.then(|| codec::encode_meta(&self.meta))
+        });
+        let mut batch = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let payload = codec::encode_entry(entry)
+                .ok_or_else(|| storage_err("a raft entry failed to encode"))?;
+            batch.push(LogEntry {
+                index: entry.index,
+                term: entry.term,
+                payload,
+            });
+        }
+        let persister = self
+            .persister
+            .as_ref()
+            .ok_or_else(|| storage_err("asynchronous persistence is not running"))?;
+        persister.submit(entries, batch, meta, number)
+    }
+
+    /// Runs one store write, after everything queued before it when writes are asynchronous.
+    fn write_store(
+        &self,
+        run: impl FnOnce(&dyn LogStore) -> raftengine::Result<()> + Send + 'static,
+    ) -> raftengine::Result<()> {
+        let Some(persister) = &self.persister else {
+            return write(&*self.store, || run(&*self.store));
+        };
+        let answer = persister.enqueue(Box::new(run))?;
+        write(&*self.store, || answer.recv())
+            .map_err(|_| storage_err("the store writer thread stopped before answering"))?
     }
 
     /// Takes a new hard state, persisting it when the term or vote changed.
@@ -188,6 +255,13 @@ impl RaftStorage {
         Ok(())
     }
 
+    /// Whether `hard_state` changes the term or the vote, which must reach the disk.
+    pub(crate) fn changes_durable_state(&self, hard_state: Option<&HardState>) -> bool {
+        hard_state.is_some_and(|hs| {
+            hs.term != self.meta.hard_state.term || hs.vote != self.meta.hard_state.vote
+        })
+    }
+
     /// Takes a new commit index (never moving it back), in memory only: see
     /// [`RaftStorage::set_hard_state`].
     pub(crate) fn set_commit(&mut self, commit: u64) {
@@ -195,9 +269,8 @@ impl RaftStorage {
     }
 
     fn persist_meta(&self) -> raftengine::Result<()> {
-        write(&*self.store, || {
-            self.store.save_hard_state(codec::encode_meta(&self.meta))
-        })
+        let bytes = codec::encode_meta(&self.meta);
+        self.write_store(move |store| store.save_hard_state(bytes))
     }
 
     /// Installs a snapshot received from the leader (after the state machine restored it).
@@ -211,10 +284,11 @@ impl RaftStorage {
             },
             data: snapshot.data.clone(),
         };
-        write(&*self.store, || self.store.install_snapshot(stored))?;
+        self.write_store(move |store| store.install_snapshot(stored))?;
         // raft-rs treats the log as ending at the snapshot after a restore; drop any suffix the
         // store kept so storage and raft-rs agree (the leader resends what follows).
-        write(&*self.store, || self.store.truncate_from(meta.index + 1))?;
+        let after = meta.index + 1;
+        self.write_store(move |store| store.truncate_from(after))?;
         if meta.index > self.meta.hard_state.commit {
             self.meta.hard_state.commit = meta.index;
         }
@@ -238,8 +312,8 @@ impl RaftStorage {
             },
             data,
         };
-        write(&*self.store, || self.store.save_snapshot(stored))?;
-        write(&*self.store, || self.store.purge_to(index, term))?;
+        self.write_store(move |store| store.save_snapshot(stored))?;
+        self.write_store(move |store| store.purge_to(index, term))?;
         self.snapshot_wanted.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -282,9 +356,28 @@ impl Storage for RaftStorage {
         if low < state.first_index() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if high > state.last_index() + 1 {
+        // Entries still on their way to the disk: read from memory, and they hide whatever the
+        // store holds from their first index on (they replace it).
+        let (pending, pending_from) = match &self.persister {
+            Some(p) => {
+                let tail = p.tail();
+                let from = tail.first().unwrap_or(u64::MAX);
+                let in_range: Vec<Entry> = (low.max(from)..high)
+                    .map_while(|index| tail.get(index).cloned())
+                    .collect();
+                let last = tail.last().map(|(index, _)| index);
+                (Some((in_range, last)), from)
+            }
+            None => (None, u64::MAX),
+        };
+        let last_index = match &pending {
+            Some((_, Some(last))) => *last,
+            _ => state.last_index(),
+        };
+        if high > last_index + 1 {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
+        let stored_high = high.min(pending_from);
         // raft-rs asks for everything from a follower's next index to the end of the log and
         // keeps only `max_size` bytes of it: read and decode in windows and stop at the limit,
         // so catching up a follower costs what is sent, not the whole lag. The size rule is
@@ -294,8 +387,8 @@ impl Storage for RaftStorage {
         let mut entries = Vec::new();
         let mut size = 0u64;
         let mut next = low;
-        'windows: while next < high {
-            let end = high.min(next.saturating_add(ENTRIES_WINDOW));
+        'windows: while next < stored_high {
+            let end = stored_high.min(next.saturating_add(ENTRIES_WINDOW));
             for e in self.store.entries(next, end).map_err(native)? {
                 let len = e.payload.len() as u64;
                 if !entries.is_empty() && size.saturating_add(len) > limit {
@@ -312,10 +405,31 @@ impl Storage for RaftStorage {
             }
             next = end;
         }
+        if next >= stored_high
+            && let Some((in_range, _)) = pending
+        {
+            for entry in in_range {
+                let len = u64::from(protobuf::Message::compute_size(&entry));
+                if !entries.is_empty() && size.saturating_add(len) > limit {
+                    break;
+                }
+                size = size.saturating_add(len);
+                entries.push(entry);
+            }
+        }
         Ok(entries)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
+        if let Some(persister) = &self.persister {
+            let tail = persister.tail();
+            if let Some(entry) = tail.get(idx) {
+                return Ok(entry.term);
+            }
+            if tail.first().is_some_and(|first| idx >= first) {
+                return Err(raft::Error::Store(StorageError::Unavailable));
+            }
+        }
         if let Some(term) = self.store.term(idx).map_err(native)? {
             return Ok(term);
         }
@@ -334,6 +448,11 @@ impl Storage for RaftStorage {
     }
 
     fn last_index(&self) -> raft::Result<u64> {
+        if let Some(persister) = &self.persister
+            && let Some((last, _)) = persister.tail().last()
+        {
+            return Ok(last);
+        }
         Ok(self.log_state()?.last_index())
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance_tests::cases;
-use conformance_tests::harness::run_case;
+use conformance_tests::harness::{CaseRuntime, run_case_on};
 use conformance_tests::{Backend, BoxFuture, TestSm};
 use raftengine::{Capabilities, Engine, EngineParts, LogStore, StartEngine};
 use raftengine_redb::RedbLogStore;
@@ -82,11 +82,12 @@ impl Backend for OnRedb {
 }
 
 macro_rules! on_redb {
-    ($($test:ident: $lib:ident => $case:ident;)*) => {
+    ($($test:ident: $lib:ident => $case:ident $(, $runtime:ident)?;)*) => {
         $(
             #[test]
             fn $test() {
-                run_case(
+                run_case_on(
+                    on_redb!(@runtime $($runtime)?),
                     stringify!($case),
                     Capabilities::NONE,
                     OnRedb::new(Lib::$lib),
@@ -95,6 +96,8 @@ macro_rules! on_redb {
             }
         )*
     };
+    (@runtime) => { CaseRuntime::Paused };
+    (@runtime $runtime:ident) => { CaseRuntime::$runtime };
 }
 
 on_redb! {
@@ -104,4 +107,17 @@ on_redb! {
     raftrs_dropped_engine_stops_like_a_crash: RaftRs => dropped_engine_stops_like_a_crash;
     openraft_random_crashes: Openraft => random_crashes;
     raftrs_random_crashes: RaftRs => random_crashes;
+}
+
+// On worker threads and the real clock, a store that may block is written from the engines'
+// own writer threads (appends readable from memory until durable), not inline.
+on_redb! {
+    openraft_crash_restart_keeps_acked_writes_on_worker_threads:
+        Openraft => crash_restart_keeps_acked_writes, MultiThread;
+    raftrs_crash_restart_keeps_acked_writes_on_worker_threads:
+        RaftRs => crash_restart_keeps_acked_writes, MultiThread;
+    openraft_dropped_engine_stops_like_a_crash_on_worker_threads:
+        Openraft => dropped_engine_stops_like_a_crash, MultiThread;
+    raftrs_dropped_engine_stops_like_a_crash_on_worker_threads:
+        RaftRs => dropped_engine_stops_like_a_crash, MultiThread;
 }

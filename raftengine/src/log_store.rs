@@ -72,12 +72,13 @@ impl LogState {
 ///
 /// Methods are synchronous and a disk store's writes block the calling thread until the sync
 /// completes. The adapters keep the runtime live around that wait: on a multi-thread tokio
-/// runtime the raft-rs adapter makes every **write** through `tokio::task::block_in_place`,
+/// runtime each engine hands its **writes**, in order, to a writer thread of its own. Appends
+/// do not wait there (the Raft library reads the entries from memory until they are durable,
+/// and appends queued during a sync go to the store as one write); the rare writes an engine
+/// must wait for (snapshots, purges) are waited for through `tokio::task::block_in_place`,
 /// which hands the worker's other tasks (other engines' heartbeats, client I/O) to another
-/// thread before blocking, and the openraft adapter hands its writes, in order, to a writer
-/// thread of its own (openraft reads appended entries from memory until they are durable), so
-/// a slow disk stalls only the node that writes to it. Calls from one engine never overlap:
-/// each write starts after the previous one returned. On a current-thread runtime
+/// thread first. So a slow disk stalls only the node that writes to it. Writes from one engine
+/// never overlap: each starts after the previous one returned. On a current-thread runtime
 /// (the paused-clock test suite) there is no other worker to hand over to and the call is made
 /// directly. Stores whose writes never block report it through [`LogStore::may_block`] and are
 /// always called directly, which spares the thread hand-off on the hot path.
