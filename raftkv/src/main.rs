@@ -220,21 +220,28 @@ async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, 
             cluster.shutdown().await;
             run
         };
-        let direct = match backend {
-            Backend::Openraft => {
-                measure_direct::<baseline::DirectOpenraft>(delay, clients, options).await?
-            }
-            Backend::RaftRs => {
-                measure_direct::<baseline::DirectRaftRs>(delay, clients, options).await?
+        let direct = |wire| async move {
+            match backend {
+                Backend::Openraft => {
+                    measure_direct::<baseline::DirectOpenraft>(delay, clients, wire, options).await
+                }
+                Backend::RaftRs => {
+                    measure_direct::<baseline::DirectRaftRs>(delay, clients, wire, options).await
+                }
             }
         };
-        let adapter_rate = adapter.throughput();
-        let direct_rate = direct.throughput();
+        let structs = direct(baseline::Wire::Structs).await?;
+        let encoded = direct(baseline::Wire::Encoded).await?;
+        let adapter_rate = adapter.throughput().max(1e-9);
+        let direct_rate = structs.throughput();
+        let encoded_rate = encoded.throughput();
         out.push(Overhead {
             clients,
             adapter_writes_per_sec: adapter_rate,
             direct_writes_per_sec: direct_rate,
-            overhead_ratio: direct_rate / adapter_rate.max(1e-9),
+            overhead_ratio: direct_rate / adapter_rate,
+            direct_encoded_writes_per_sec: encoded_rate,
+            overhead_vs_encoded: encoded_rate / adapter_rate,
         });
     }
     Ok(out)
@@ -243,9 +250,10 @@ async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, 
 async fn measure_direct<C: DirectCluster>(
     one_way_delay: Duration,
     clients: usize,
+    wire: baseline::Wire,
     options: &Options,
 ) -> Result<workload::WriteRun, String> {
-    let direct = Arc::new(C::start(3, one_way_delay, options.value_size).await?);
+    let direct = Arc::new(C::start(3, one_way_delay, options.value_size, wire).await?);
     let run = workload::run_writes(Arc::clone(&direct), clients, options.duration).await;
     if let Ok(direct) = Arc::try_unwrap(direct) {
         direct.shutdown().await;

@@ -17,7 +17,10 @@ use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{Config, Raft, ServerState};
 use openraft_memstore::{ClientRequest, MemStateMachine, TypeConfig};
 
-use super::{DirectCluster, WriteTarget};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{DirectCluster, WRITE_DEADLINE, Wire, WriteTarget};
 
 type MemRaft = Raft<TypeConfig, Arc<MemStateMachine>>;
 type Router = Arc<Mutex<BTreeMap<u64, MemRaft>>>;
@@ -31,7 +34,12 @@ pub struct DirectOpenraft {
 
 impl DirectCluster for DirectOpenraft {
     /// Starts `nodes` nodes, elects node 1, and waits until it leads.
-    async fn start(nodes: u64, one_way_delay: Duration, value_size: usize) -> Result<Self, String> {
+    async fn start(
+        nodes: u64,
+        one_way_delay: Duration,
+        value_size: usize,
+        wire: Wire,
+    ) -> Result<Self, String> {
         let config = Config {
             heartbeat_interval: 50,
             election_timeout_min: 300,
@@ -45,6 +53,7 @@ impl DirectCluster for DirectOpenraft {
             let network = DirectNetworkFactory {
                 router: Arc::clone(&router),
                 delay: one_way_delay,
+                wire,
             };
             let raft = MemRaft::new(id, Arc::clone(&config), network, log, sm)
                 .await
@@ -95,9 +104,9 @@ impl WriteTarget for DirectOpenraft {
             status: self.value.clone(),
         };
         async move {
-            leader
-                .client_write(request)
+            tokio::time::timeout(WRITE_DEADLINE, leader.client_write(request))
                 .await
+                .map_err(|_| format!("no answer within {WRITE_DEADLINE:?}"))?
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
@@ -116,6 +125,7 @@ fn raft_of(router: &Router, id: u64) -> Result<MemRaft, String> {
 struct DirectNetworkFactory {
     router: Router,
     delay: Duration,
+    wire: Wire,
 }
 
 impl RaftNetworkFactory<TypeConfig> for DirectNetworkFactory {
@@ -126,6 +136,7 @@ impl RaftNetworkFactory<TypeConfig> for DirectNetworkFactory {
             target,
             router: Arc::clone(&self.router),
             delay: self.delay,
+            wire: self.wire,
         }
     }
 }
@@ -134,6 +145,7 @@ struct DirectNetwork {
     target: u64,
     router: Router,
     delay: Duration,
+    wire: Wire,
 }
 
 impl DirectNetwork {
@@ -142,6 +154,19 @@ impl DirectNetwork {
             tokio::time::sleep(self.delay).await;
         }
         raft_of(&self.router, self.target).map_err(|e| Unreachable::new(&std::io::Error::other(e)))
+    }
+
+    /// What the other side receives: the value itself, or its encoding decoded again.
+    fn carry<T: Serialize + DeserializeOwned>(
+        &self,
+        value: T,
+    ) -> Result<T, Unreachable<TypeConfig>> {
+        match self.wire {
+            Wire::Structs => Ok(value),
+            Wire::Encoded => postcard::to_allocvec(&value)
+                .and_then(|bytes| postcard::from_bytes(&bytes))
+                .map_err(unreachable),
+        }
     }
 
     async fn reply_delay(&self) {
@@ -164,9 +189,10 @@ impl RaftNetworkV2<TypeConfig> for DirectNetwork {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let peer = self.peer().await?;
+        let rpc = self.carry(rpc)?;
         let reply = peer.append_entries(rpc).await.map_err(unreachable)?;
         self.reply_delay().await;
-        Ok(reply)
+        Ok(self.carry(reply)?)
     }
 
     async fn vote(
@@ -175,9 +201,10 @@ impl RaftNetworkV2<TypeConfig> for DirectNetwork {
         _option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let peer = self.peer().await?;
+        let rpc = self.carry(rpc)?;
         let reply = peer.vote(rpc).await.map_err(unreachable)?;
         self.reply_delay().await;
-        Ok(reply)
+        Ok(self.carry(reply)?)
     }
 
     async fn full_snapshot(

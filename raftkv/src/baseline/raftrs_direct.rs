@@ -12,12 +12,17 @@ use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{DirectCluster, WriteTarget};
+use bytes::Bytes;
+use protobuf::Message as _;
+
+use super::{DirectCluster, WRITE_DEADLINE, Wire, WriteTarget};
 
 const TICK: Duration = Duration::from_millis(10);
 
 enum Input {
     Raft(Message),
+    /// A message as bytes on the wire ([`Wire::Encoded`]).
+    Encoded(Bytes),
     Propose(Vec<u8>, oneshot::Sender<()>),
 }
 
@@ -31,7 +36,12 @@ pub struct DirectRaftRs {
 
 impl DirectCluster for DirectRaftRs {
     /// Starts `nodes` nodes, makes node 1 campaign, and waits until it leads.
-    async fn start(nodes: u64, one_way_delay: Duration, value_size: usize) -> Result<Self, String> {
+    async fn start(
+        nodes: u64,
+        one_way_delay: Duration,
+        value_size: usize,
+        wire: Wire,
+    ) -> Result<Self, String> {
         let voters: Vec<u64> = (1..=nodes).collect();
         let mut inboxes = BTreeMap::new();
         let mut receivers = BTreeMap::new();
@@ -67,6 +77,7 @@ impl DirectCluster for DirectRaftRs {
                 node,
                 peers: Arc::clone(&peers),
                 delay: one_way_delay,
+                wire,
                 pending: HashMap::new(),
                 next_request: 0,
                 state: HashMap::new(),
@@ -107,7 +118,10 @@ impl WriteTarget for DirectRaftRs {
             inbox
                 .send(Input::Propose(command, done))
                 .map_err(|_| "leader stopped".to_string())?;
-            applied.await.map_err(|_| "proposal dropped".to_string())
+            tokio::time::timeout(WRITE_DEADLINE, applied)
+                .await
+                .map_err(|_| format!("no answer within {WRITE_DEADLINE:?}"))?
+                .map_err(|_| "proposal dropped".to_string())
         }
     }
 }
@@ -116,6 +130,7 @@ struct Driver {
     node: RawNode<MemStorage>,
     peers: Arc<BTreeMap<u64, mpsc::UnboundedSender<Input>>>,
     delay: Duration,
+    wire: Wire,
     pending: HashMap<u64, oneshot::Sender<()>>,
     next_request: u64,
     state: HashMap<Vec<u8>, Vec<u8>>,
@@ -155,6 +170,11 @@ impl Driver {
         match input {
             Input::Raft(message) => {
                 let _ = self.node.step(message);
+            }
+            Input::Encoded(bytes) => {
+                if let Ok(message) = Message::parse_from_bytes(&bytes) {
+                    let _ = self.node.step(message);
+                }
             }
             Input::Propose(command, done) => {
                 let request = self.next_request;
@@ -204,13 +224,20 @@ impl Driver {
             let Some(peer) = self.peers.get(&message.to).cloned() else {
                 continue;
             };
+            let input = match self.wire {
+                Wire::Structs => Input::Raft(message),
+                Wire::Encoded => match message.write_to_bytes() {
+                    Ok(bytes) => Input::Encoded(Bytes::from(bytes)),
+                    Err(_) => continue,
+                },
+            };
             if self.delay.is_zero() {
-                let _ = peer.send(Input::Raft(message));
+                let _ = peer.send(input);
             } else {
                 let delay = self.delay;
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = peer.send(Input::Raft(message));
+                    let _ = peer.send(input);
                 });
             }
         }
