@@ -12,6 +12,7 @@
 //! queue and is waited for, so the store sees one engine's writes one at a time and in order.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -185,6 +186,14 @@ impl Persister {
     }
 }
 
+/// Runs a store call; a panic inside the store stops the node (`Fatal`) instead of the thread
+/// dying with writes in flight.
+fn guarded(write: impl FnOnce() -> Result<()>) -> Result<()> {
+    catch_unwind(AssertUnwindSafe(write)).unwrap_or_else(|_| {
+        Err(Error::new(ErrorKind::Fatal).with_context("the log store panicked in a write"))
+    })
+}
+
 fn serve(
     store: &dyn LogStore,
     tail: &Mutex<Tail>,
@@ -232,16 +241,15 @@ fn serve(
                         }
                     }
                 }
-                let mut result = if entries.is_empty() {
-                    Ok(())
-                } else {
-                    store.append(&entries)
-                };
-                if result.is_ok()
-                    && let Some(meta) = meta
-                {
-                    result = store.save_hard_state(meta);
-                }
+                let result = guarded(|| {
+                    if !entries.is_empty() {
+                        store.append(&entries)?;
+                    }
+                    match meta {
+                        Some(meta) => store.save_hard_state(meta),
+                        None => Ok(()),
+                    }
+                });
                 // Durable, or failed for good (the node stops): the store is the truth now.
                 lock_tail(tail).release(seq);
                 if done.send(Persisted { number, result }).is_err() {
@@ -250,7 +258,7 @@ fn serve(
                 wake.notify_one();
             }
             Job::Write { run, reply } => {
-                let _ = reply.send(run(store));
+                let _ = reply.send(guarded(|| run(store)));
             }
         }
     }
@@ -266,6 +274,13 @@ mod tests {
             term,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_panicking_store_write_is_fatal_not_a_dead_thread() {
+        let err = guarded(|| panic!("disk driver bug")).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Fatal);
+        assert!(guarded(|| Ok(())).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -199,6 +200,15 @@ fn stopped() -> io::Error {
     io::Error::other("the log writer thread has stopped")
 }
 
+/// Runs a store call; a panic inside the store fails the write (openraft then stops the node)
+/// instead of the thread dying with writes in flight.
+fn guarded(write: impl FnOnce() -> raftengine::Result<()>) -> raftengine::Result<()> {
+    catch_unwind(AssertUnwindSafe(write)).unwrap_or_else(|_| {
+        Err(raftengine::Error::new(raftengine::ErrorKind::Fatal)
+            .with_context("the log store panicked in a write"))
+    })
+}
+
 fn serve(store: &dyn LogStore, pending: &Mutex<Pending>, jobs: &Receiver<Job>) {
     let mut next = None;
     loop {
@@ -238,7 +248,7 @@ fn serve(store: &dyn LogStore, pending: &Mutex<Pending>, jobs: &Receiver<Job>) {
                         }
                     }
                 }
-                let result = store.append(&entries);
+                let result = guarded(|| store.append(&entries));
                 // Durable (or failed for good: the node stops): either way the store, not the
                 // tail, is the truth for these entries from now on.
                 {
@@ -253,7 +263,7 @@ fn serve(store: &dyn LogStore, pending: &Mutex<Pending>, jobs: &Receiver<Job>) {
                 }
             }
             Job::Write { run, reply } => {
-                let _ = reply.send(run(store));
+                let _ = reply.send(guarded(|| run(store)));
             }
         }
     }
@@ -338,6 +348,12 @@ mod tests {
             .iter()
             .map(|e| (e.log_id.index(), e.log_id.leader_id.term))
             .collect()
+    }
+
+    #[test]
+    fn a_panicking_store_write_is_fatal_not_a_dead_thread() {
+        let err = guarded(|| panic!("disk driver bug")).unwrap_err();
+        assert_eq!(err.kind(), &raftengine::ErrorKind::Fatal);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
