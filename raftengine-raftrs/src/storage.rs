@@ -70,6 +70,21 @@ fn storage_err(context: impl Into<String>) -> Error {
     Error::new(ErrorKind::Storage).with_context(context)
 }
 
+/// Raft entries as the store's records (the payload is the whole protobuf entry).
+fn encode_entries(entries: &[Entry]) -> raftengine::Result<Vec<LogEntry>> {
+    entries
+        .iter()
+        .map(|entry| {
+            Ok(LogEntry {
+                index: entry.index,
+                term: entry.term,
+                payload: codec::encode_entry(entry)
+                    .ok_or_else(|| storage_err("a raft entry failed to encode"))?,
+            })
+        })
+        .collect()
+}
+
 fn native(e: Error) -> raft::Error {
     raft::Error::Store(StorageError::Other(Box::new(e)))
 }
@@ -161,16 +176,7 @@ impl RaftStorage {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut batch = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let payload = codec::encode_entry(entry)
-                .ok_or_else(|| storage_err("a raft entry failed to encode"))?;
-            batch.push(LogEntry {
-                index: entry.index,
-                term: entry.term,
-                payload,
-            });
-        }
+        let batch = encode_entries(entries)?;
         self.write_store(move |store| store.append(&batch))
     }
 
@@ -202,21 +208,11 @@ impl RaftStorage {
         number: u64,
     ) -> raftengine::Result<()> {
         let meta = hard_state.and_then(|hs| {
-            let durable =
-                hs.term != self.meta.hard_state.term || hs.vote != self.meta.hard_state.vote;
+            let durable = self.changes_durable_state(Some(hs));
             self.meta.hard_state = hs.clone();
             durable.then(|| codec::encode_meta(&self.meta))
         });
-        let mut batch = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let payload = codec::encode_entry(entry)
-                .ok_or_else(|| storage_err("a raft entry failed to encode"))?;
-            batch.push(LogEntry {
-                index: entry.index,
-                term: entry.term,
-                payload,
-            });
-        }
+        let batch = encode_entries(entries)?;
         let persister = self
             .persister
             .as_ref()
@@ -246,8 +242,7 @@ impl RaftStorage {
     /// with the next term, vote or snapshot write: a commit costs the entries' sync, not a
     /// second sync for the hard state.
     pub(crate) fn set_hard_state(&mut self, hard_state: &HardState) -> raftengine::Result<()> {
-        let durable_changed = hard_state.term != self.meta.hard_state.term
-            || hard_state.vote != self.meta.hard_state.vote;
+        let durable_changed = self.changes_durable_state(Some(hard_state));
         self.meta.hard_state = hard_state.clone();
         if durable_changed {
             self.persist_meta()?;
