@@ -8,35 +8,18 @@
 //! (the *tail*) until the store has them. Readies queued while a sync runs are written
 //! together: one sync for all of them.
 //!
-//! Every other store write (snapshots, purges, a hard state outside a ready) joins the same
-//! queue and is waited for, so the store sees one engine's writes one at a time and in order.
+//! The queue and its thread are `raftengine::adapter::LogWriter`. Every other store write
+//! (snapshots, purges, a hard state outside a ready) joins the same queue and is waited for, so the store sees one engine's writes one at a time and in order.
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use raft::eraftpb::Entry;
-use raftengine::{Error, ErrorKind, LogEntry, LogStore, Result};
+use raftengine::adapter::LogWriter;
+use raftengine::{LogEntry, LogStore, Result};
 use tokio::sync::Notify;
-
-/// A write the driver waits for.
-pub(crate) type StoreWrite = Box<dyn FnOnce(&dyn LogStore) -> Result<()> + Send>;
-
-enum Job {
-    /// A ready's entries and, if its term or vote changed, the encoded hard state.
-    Ready {
-        entries: Vec<LogEntry>,
-        meta: Option<Bytes>,
-        number: u64,
-        seq: u64,
-    },
-    Write {
-        run: StoreWrite,
-        reply: SyncSender<Result<()>>,
-    },
-}
 
 /// The outcome of the readies up to `number`.
 #[derive(Debug)]
@@ -103,7 +86,8 @@ pub(crate) struct Completions {
 
 /// The writer of one node's store.
 pub(crate) struct Persister {
-    jobs: Mutex<Sender<Job>>,
+    /// Each append carries its ready's `(number, tail submission)`.
+    writer: LogWriter<(u64, u64)>,
     tail: Arc<Mutex<Tail>>,
 }
 
@@ -113,37 +97,31 @@ impl std::fmt::Debug for Persister {
     }
 }
 
-fn stopped() -> Error {
-    Error::new(ErrorKind::Storage).with_context("the store writer thread has stopped")
-}
-
 impl Persister {
     /// Starts the writer thread. It ends once the persister is dropped and the queue is done.
     pub(crate) fn start(store: Arc<dyn LogStore>) -> Result<(Self, Completions)> {
-        let (jobs, queue) = mpsc::channel();
-        let (done, completions) = mpsc::channel();
+        let (done, completions): (Sender<Persisted>, _) = mpsc::channel();
         let wake = Arc::new(Notify::new());
         let tail = Arc::new(Mutex::new(Tail::default()));
-        {
+        let on_durable = {
             let (wake, tail) = (Arc::clone(&wake), Arc::clone(&tail));
-            std::thread::Builder::new()
-                .name("raft-log-io".into())
-                .spawn(move || serve(&*store, &tail, &queue, &done, &wake))
-                .map_err(|e| {
-                    Error::new(ErrorKind::Storage)
-                        .with_context("cannot start the store writer thread")
-                        .with_source(e)
-                })?;
-        }
-        let persister = Self {
-            jobs: Mutex::new(jobs),
-            tail,
+            move |readies: Vec<(u64, u64)>, result| {
+                let Some(&(number, seq)) = readies.last() else {
+                    return;
+                };
+                // Durable, or failed for good (the node stops): the store is the truth now.
+                lock_tail(&tail).release(seq);
+                if done.send(Persisted { number, result }).is_ok() {
+                    wake.notify_one();
+                }
+            }
         };
+        let writer = LogWriter::start("raft-log-io", store, on_durable)?;
         let completions = Completions {
             queue: completions,
             wake,
         };
-        Ok((persister, completions))
+        Ok((Self { writer, tail }, completions))
     }
 
     /// The pending tail, for reads.
@@ -160,107 +138,20 @@ impl Persister {
         number: u64,
     ) -> Result<()> {
         let seq = self.tail().push(raw);
-        let job = Job::Ready {
-            entries,
-            meta,
-            number,
-            seq,
-        };
-        self.send(job)
+        self.writer.append(entries, meta, (number, seq))
     }
 
     /// Queues `run` behind everything submitted so far; the answer arrives on the returned
     /// receiver.
-    pub(crate) fn enqueue(&self, run: StoreWrite) -> Result<Receiver<Result<()>>> {
+    pub(crate) fn enqueue(
+        &self,
+        run: impl FnOnce(&dyn LogStore) -> Result<()> + Send + 'static,
+    ) -> Result<Receiver<Result<()>>> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Job::Write { run, reply })?;
+        self.writer.write(run, move |result| {
+            let _ = reply.send(result);
+        })?;
         Ok(answer)
-    }
-
-    fn send(&self, job: Job) -> Result<()> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| stopped())
-    }
-}
-
-/// Runs a store call; a panic inside the store stops the node (`Fatal`) instead of the thread
-/// dying with writes in flight.
-fn guarded(write: impl FnOnce() -> Result<()>) -> Result<()> {
-    catch_unwind(AssertUnwindSafe(write)).unwrap_or_else(|_| {
-        Err(Error::new(ErrorKind::Fatal).with_context("the log store panicked in a write"))
-    })
-}
-
-fn serve(
-    store: &dyn LogStore,
-    tail: &Mutex<Tail>,
-    jobs: &Receiver<Job>,
-    done: &Sender<Persisted>,
-    wake: &Notify,
-) {
-    let mut next = None;
-    loop {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-        };
-        match job {
-            Job::Ready {
-                mut entries,
-                mut meta,
-                mut number,
-                mut seq,
-            } => {
-                // Readies queued while the previous write synced are written as one.
-                while let Ok(job) = jobs.try_recv() {
-                    match job {
-                        Job::Ready {
-                            entries: more,
-                            meta: later_meta,
-                            number: later,
-                            seq: later_seq,
-                        } => {
-                            if let Some(first) = more.first() {
-                                let keep = entries.partition_point(|e| e.index < first.index);
-                                entries.truncate(keep);
-                                entries.extend(more);
-                            }
-                            meta = later_meta.or(meta);
-                            number = later;
-                            seq = later_seq;
-                        }
-                        other => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
-                }
-                let result = guarded(|| {
-                    if !entries.is_empty() {
-                        store.append(&entries)?;
-                    }
-                    match meta {
-                        Some(meta) => store.save_hard_state(meta),
-                        None => Ok(()),
-                    }
-                });
-                // Durable, or failed for good (the node stops): the store is the truth now.
-                lock_tail(tail).release(seq);
-                if done.send(Persisted { number, result }).is_err() {
-                    return;
-                }
-                wake.notify_one();
-            }
-            Job::Write { run, reply } => {
-                let _ = reply.send(guarded(|| run(store)));
-            }
-        }
     }
 }
 
@@ -274,13 +165,6 @@ mod tests {
             term,
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn a_panicking_store_write_is_fatal_not_a_dead_thread() {
-        let err = guarded(|| panic!("disk driver bug")).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Fatal);
-        assert!(guarded(|| Ok(())).is_ok());
     }
 
     #[test]

@@ -228,7 +228,7 @@ impl RaftStorage {
         let Some(persister) = &self.persister else {
             return write(&*self.store, || run(&*self.store));
         };
-        let answer = persister.enqueue(Box::new(run))?;
+        let answer = persister.enqueue(run)?;
         write(&*self.store, || answer.recv())
             .map_err(|_| storage_err("the store writer thread stopped before answering"))?
     }

@@ -27,6 +27,7 @@ mod engine;
 mod error;
 mod leadership;
 mod log_store;
+mod log_writer;
 #[cfg(feature = "sim")]
 mod mem_network;
 mod parts;
@@ -49,10 +50,11 @@ pub use types::{
 };
 
 /// Building blocks for adapter authors: leader-loss bookkeeping with the contract's edge rules,
-/// and the deadline wrapper every waiting call goes through.
+/// the deadline wrapper every waiting call goes through, and the ordered store writer thread.
 pub mod adapter {
     pub use crate::deadline::with_deadline;
     pub use crate::leadership::LeadershipTracker;
+    pub use crate::log_writer::LogWriter;
 }
 
 /// In-process doubles for tests and simulations: [`sim::MemNetwork`] with per-link fault

@@ -8,19 +8,18 @@
 //! side. Here an append joins a queue served by a dedicated thread, and its entries stay
 //! readable from memory (the *pending* tail) until the store has synced them.
 //!
-//! Every other write (truncation, purge, vote, snapshots) goes through the same queue and is
-//! awaited, so it lands after every append submitted before it, as openraft expects. Stores
+//! The queue and its thread are `raftengine::adapter::LogWriter`. Every other write
+//! (truncation, purge, vote, snapshots) goes through the same queue and is awaited, so it lands after every append submitted before it, as openraft expects. Stores
 //! that never block and current-thread runtimes (the paused-clock suite, where a wait on another
 //! thread would let virtual time run) write inline, exactly as before.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::IOFlushed;
+use raftengine::adapter::LogWriter;
 use raftengine::{LogEntry, LogStore};
 use tokio::sync::oneshot;
 
@@ -28,19 +27,8 @@ use super::io_error;
 use super::log::write;
 use crate::types::{Entry, LogId, TypeConfig};
 
-type StoreWrite = Box<dyn FnOnce(&dyn LogStore) -> raftengine::Result<()> + Send>;
-
-enum Job {
-    Append {
-        entries: Vec<LogEntry>,
-        seq: u64,
-        callback: IOFlushed<TypeConfig>,
-    },
-    Write {
-        run: StoreWrite,
-        reply: oneshot::Sender<raftengine::Result<()>>,
-    },
-}
+/// What an append hands the writer: its tail submission number and openraft's callback.
+type Flush = (u64, IOFlushed<TypeConfig>);
 
 /// Entries handed to the queue and not yet durable, by openraft index, oldest first. Each
 /// append drops the pending entries at and after its first index (Raft's conflict rule), so the
@@ -68,14 +56,14 @@ pub(crate) struct PendingView {
 pub(crate) struct LogPipeline {
     store: Arc<dyn LogStore>,
     /// `None` when writes run inline.
-    queue: Option<Mutex<Sender<Job>>>,
+    writer: Option<LogWriter<Flush>>,
     pending: Arc<Mutex<Pending>>,
 }
 
 impl fmt::Debug for LogPipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogPipeline")
-            .field("queued", &self.queue.is_some())
+            .field("queued", &self.writer.is_some())
             .finish()
     }
 }
@@ -91,21 +79,32 @@ impl LogPipeline {
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let pending = Arc::new(Mutex::new(Pending::default()));
-        let queue = if multi_thread && store.may_block() {
-            let (sender, receiver) = mpsc::channel();
-            let (store, pending) = (Arc::clone(&store), Arc::clone(&pending));
-            // The thread ends when the last handle (and with it the sender) is dropped, after
-            // finishing what was queued.
-            std::thread::Builder::new()
-                .name("raft-log-io".into())
-                .spawn(move || serve(&*store, &pending, &receiver))?;
-            Some(Mutex::new(sender))
+        let writer = if multi_thread && store.may_block() {
+            let tail = Arc::clone(&pending);
+            let on_durable = move |flushes: Vec<Flush>, result: raftengine::Result<()>| {
+                // Durable (or failed for good: the node stops): either way the store, not the
+                // tail, is the truth for these entries from now on.
+                if let Some(&(seq, _)) = flushes.last() {
+                    let mut pending = lock(&tail);
+                    while pending.seqs.front().is_some_and(|s| *s <= seq) {
+                        pending.seqs.pop_front();
+                        pending.entries.pop_front();
+                    }
+                }
+                for (_, callback) in flushes {
+                    callback.io_completed(result.as_ref().map(|_| ()).map_err(io_error));
+                }
+            };
+            Some(
+                LogWriter::start("raft-log-io", Arc::clone(&store), on_durable)
+                    .map_err(io_error)?,
+            )
         } else {
             None
         };
         Ok(Arc::new(Self {
             store,
-            queue,
+            writer,
             pending,
         }))
     }
@@ -122,7 +121,7 @@ impl LogPipeline {
         entries: Vec<(LogEntry, Entry)>,
         callback: IOFlushed<TypeConfig>,
     ) -> io::Result<()> {
-        let Some(queue) = &self.queue else {
+        let Some(writer) = &self.writer else {
             let stored: Vec<LogEntry> = entries.into_iter().map(|(stored, _)| stored).collect();
             let store = &*self.store;
             write(store, || store.append(&stored)).map_err(io_error)?;
@@ -149,12 +148,9 @@ impl LogPipeline {
                 stored.push(record);
             }
         }
-        let job = Job::Append {
-            entries: stored,
-            seq,
-            callback,
-        };
-        lock(queue).send(job).map_err(|_| stopped())
+        writer
+            .append(stored, None, (seq, callback))
+            .map_err(io_error)
     }
 
     /// Runs one store write after everything queued before it, and waits for it.
@@ -162,16 +158,16 @@ impl LogPipeline {
         &self,
         run: impl FnOnce(&dyn LogStore) -> raftengine::Result<()> + Send + 'static,
     ) -> io::Result<()> {
-        let Some(queue) = &self.queue else {
+        let Some(writer) = &self.writer else {
             let store = &*self.store;
             return write(store, || run(store)).map_err(io_error);
         };
         let (reply, answer) = oneshot::channel();
-        let job = Job::Write {
-            run: Box::new(run),
-            reply,
-        };
-        lock(queue).send(job).map_err(|_| stopped())?;
+        writer
+            .write(run, move |result| {
+                let _ = reply.send(result);
+            })
+            .map_err(io_error)?;
         // Each store write has its own deadline (the store's), so this wait is bounded by the
         // writes queued ahead of it.
         answer.await.map_err(|_| stopped())?.map_err(io_error)
@@ -198,75 +194,6 @@ impl LogPipeline {
 
 fn stopped() -> io::Error {
     io::Error::other("the log writer thread has stopped")
-}
-
-/// Runs a store call; a panic inside the store fails the write (openraft then stops the node)
-/// instead of the thread dying with writes in flight.
-fn guarded(write: impl FnOnce() -> raftengine::Result<()>) -> raftengine::Result<()> {
-    catch_unwind(AssertUnwindSafe(write)).unwrap_or_else(|_| {
-        Err(raftengine::Error::new(raftengine::ErrorKind::Fatal)
-            .with_context("the log store panicked in a write"))
-    })
-}
-
-fn serve(store: &dyn LogStore, pending: &Mutex<Pending>, jobs: &Receiver<Job>) {
-    let mut next = None;
-    loop {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-        };
-        match job {
-            Job::Append {
-                mut entries,
-                mut seq,
-                callback,
-            } => {
-                // Appends queued while the previous write synced go to the store as one write:
-                // one sync for all of them, as the store would batch them if it saw them at once.
-                let mut callbacks = vec![callback];
-                while let Ok(job) = jobs.try_recv() {
-                    match job {
-                        Job::Append {
-                            entries: more,
-                            seq: later,
-                            callback,
-                        } => {
-                            let first = more.first().map_or(u64::MAX, |e| e.index);
-                            let keep = entries.partition_point(|e| e.index < first);
-                            entries.truncate(keep);
-                            entries.extend(more);
-                            seq = later;
-                            callbacks.push(callback);
-                        }
-                        other => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
-                }
-                let result = guarded(|| store.append(&entries));
-                // Durable (or failed for good: the node stops): either way the store, not the
-                // tail, is the truth for these entries from now on.
-                {
-                    let mut pending = lock(pending);
-                    while pending.seqs.front().is_some_and(|s| *s <= seq) {
-                        pending.seqs.pop_front();
-                        pending.entries.pop_front();
-                    }
-                }
-                for callback in callbacks {
-                    callback.io_completed(result.as_ref().map(|_| ()).map_err(io_error));
-                }
-            }
-            Job::Write { run, reply } => {
-                let _ = reply.send(guarded(|| run(store)));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -348,12 +275,6 @@ mod tests {
             .iter()
             .map(|e| (e.log_id.index(), e.log_id.leader_id.term))
             .collect()
-    }
-
-    #[test]
-    fn a_panicking_store_write_is_fatal_not_a_dead_thread() {
-        let err = guarded(|| panic!("disk driver bug")).unwrap_err();
-        assert_eq!(err.kind(), &raftengine::ErrorKind::Fatal);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
