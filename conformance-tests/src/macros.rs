@@ -68,6 +68,8 @@ macro_rules! __suite_cases {
             contract::no_call_hangs_past_deadline [];
             contract::reads_see_acknowledged_writes [];
             contract::read_right_after_election_is_not_stale [];
+            failover::failover_fits_the_election_timeout [];
+            contract_rules::leadership_watch_ignores_log_progress [];
             contract::read_right_after_full_restart_is_not_stale [];
             contract::quorum_ack_is_anchored_at_send_time [QUORUM_ACK];
             contract::quorum_ack_is_on_the_engine_clock [QUORUM_ACK];

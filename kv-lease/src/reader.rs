@@ -127,7 +127,7 @@ impl Lease {
             }
         });
         if let Some(runtime) = runtime {
-            let status_rx = engine.watch_status();
+            let status_rx = engine.watch_leadership();
             let handle = runtime.spawn(background(
                 Arc::downgrade(&inner),
                 status_rx,
@@ -518,8 +518,9 @@ impl Drop for Inner {
     }
 }
 
-/// The watcher/renewer: observes every status change and polls `quorum_ack()` every
-/// `interval`. Ends when the lease shuts down or the last handle is dropped.
+/// The watcher/renewer: observes every leadership change (`Engine::watch_leadership`, which
+/// applied entries alone do not wake) and polls `quorum_ack()` every `interval`. Ends when the
+/// lease shuts down or the last handle is dropped.
 async fn background(
     inner: Weak<Inner>,
     mut status: watch::Receiver<Status>,

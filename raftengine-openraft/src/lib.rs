@@ -29,6 +29,11 @@
 //!   `Timeout` after one `election_timeout_max`; the old leader then refuses writes with
 //!   `TransferInProgress` until the cluster elects a leader on its own (about one election
 //!   timeout later);
+//! - its own election timer: openraft's followers refuse votes for a lease hard-wired to
+//!   openraft's `election_timeout_max`, which made every campaign before that maximum fail.
+//!   The adapter gives openraft a lease just under the engine's shortest timeout and starts
+//!   pre-votes itself after the engine's `[election_timeout_min, election_timeout_max)`, on
+//!   the engine clock, so a leader's crash costs about one election timeout, as on raft-rs;
 //! - vote refusal for one lease after a restart: openraft restores a node with a zero lease,
 //!   so without this a restarted follower could elect a new leader inside a live lease;
 //! - no `quorum_ack` while a transfer runs, nor for the rest of a term in which this node

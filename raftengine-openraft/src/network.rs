@@ -26,6 +26,7 @@ use raftengine::{Clock, Inbound, NodeId, Transport, TransportError};
 use tokio::time::Instant;
 
 use crate::codec::{RemoteFailure, RpcReply, RpcRequest, decode, encode};
+use crate::engine::LeaderContact;
 use crate::types::{Raft, Snapshot, TypeConfig, Vote};
 
 /// Creates one [`PeerClient`] per replication target.
@@ -241,29 +242,33 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 /// Hands requests from peers to the local Raft node.
 ///
 /// It also enforces the vote-refusal window after a restart. openraft's followers refuse votes
-/// for one leader lease (`election_timeout_max`) after the last message from the leader, but a
+/// for one leader lease (the vote-refusal window) after the last message from the leader, but a
 /// restarted process starts with a zero lease (openraft rebuilds the vote's timestamp at start),
 /// so a follower that crashes and restarts could vote a new leader in while the old leader's
 /// lease is still live. This handler therefore refuses non-transfer votes (and pre-votes) for
-/// one `election_timeout_max` after the engine starts on a store that already held a vote. A
+/// one vote-refusal window after the engine starts on a store that already held a vote. A
 /// pristine node never acknowledged a leader and so has no promise to keep.
 pub(crate) struct InboundHandler {
     raft: Raft,
     clock: Arc<dyn Clock>,
     refuse_votes_until: Option<Instant>,
+    contact: Arc<LeaderContact>,
 }
 
 impl InboundHandler {
-    /// A handler for `raft`; votes are refused until `refuse_votes_until` on `clock`.
+    /// A handler for `raft`; votes are refused until `refuse_votes_until` on `clock`, and
+    /// each accepted leader message or granted vote restarts the election timeout (`contact`).
     pub(crate) fn new(
         raft: Raft,
         clock: Arc<dyn Clock>,
         refuse_votes_until: Option<Instant>,
+        contact: Arc<LeaderContact>,
     ) -> Self {
         Self {
             raft,
             clock,
             refuse_votes_until,
+            contact,
         }
     }
 
@@ -292,13 +297,23 @@ impl InboundHandler {
         };
         match request {
             RpcRequest::AppendEntries(rpc) => match self.raft.append_entries(rpc).await {
-                Ok(response) => RpcReply::AppendEntries(response),
+                Ok(response) => {
+                    if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+                        self.contact.touch();
+                    }
+                    RpcReply::AppendEntries(response)
+                }
                 Err(e) => raft_failed(e),
             },
             RpcRequest::Vote(rpc) if self.refuses(&rpc) => self.refusal(),
             RpcRequest::PreVote(rpc) if self.refuses(&rpc) => self.refusal(),
             RpcRequest::Vote(rpc) => match self.raft.vote(rpc).await {
-                Ok(response) => RpcReply::Vote(response),
+                Ok(response) => {
+                    if response.vote_granted {
+                        self.contact.touch();
+                    }
+                    RpcReply::Vote(response)
+                }
                 Err(e) => raft_failed(e),
             },
             RpcRequest::PreVote(rpc) => match self.raft.pre_vote(rpc).await {
@@ -311,7 +326,12 @@ impl InboundHandler {
                     snapshot: Bytes::from(data),
                 };
                 match self.raft.install_full_snapshot(vote, snapshot).await {
-                    Ok(response) => RpcReply::Snapshot(response),
+                    Ok(response) => {
+                        if response.vote == vote {
+                            self.contact.touch();
+                        }
+                        RpcReply::Snapshot(response)
+                    }
                     Err(e) => failed(e),
                 }
             }

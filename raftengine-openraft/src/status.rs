@@ -9,7 +9,7 @@ use std::time::Duration;
 use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use openraft::type_config::alias::WatchReceiverOf;
-use raftengine::adapter::LeadershipTracker;
+use raftengine::adapter::{LeadershipTracker, StatusChannel};
 use raftengine::{Clock, LossCause, Membership, NodeId, Role, Status};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -111,13 +111,13 @@ pub(crate) struct TransferState {
 #[derive(Debug)]
 pub(crate) struct StatusShared {
     /// Publishes the latest status.
-    pub(crate) status: watch::Sender<Status>,
+    pub(crate) status: StatusChannel,
     /// Transfers this node started. Read inside every status publication, so a publication
     /// built from older metrics cannot undo a transfer that started meanwhile.
     transfer: Mutex<TransferState>,
     /// Leader-loss callbacks.
     pub(crate) tracker: LeadershipTracker,
-    /// openraft's leader lease (`election_timeout_max`): the quorum-ack age past which this
+    /// openraft's leader lease (the vote-refusal window): the quorum-ack age past which this
     /// node no longer counts as leading.
     pub(crate) lease: Duration,
     /// Converts openraft's acknowledgement instants to the engine clock.
@@ -133,7 +133,7 @@ impl StatusShared {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            status: watch::Sender::new(initial),
+            status: StatusChannel::new(initial),
             transfer: Mutex::new(TransferState::default()),
             tracker,
             lease,

@@ -1008,13 +1008,6 @@ impl Driver {
                 }
             },
         };
-        self.shared.status.send_if_modified(|current| {
-            if *current == status {
-                false
-            } else {
-                *current = status;
-                true
-            }
-        });
+        self.shared.status.publish(status);
     }
 }

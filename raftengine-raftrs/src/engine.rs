@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use raft::ReadOnlyOption;
-use raftengine::adapter::{LeadershipTracker, with_deadline};
+use raftengine::adapter::{LeadershipTracker, StatusChannel, with_deadline};
 use raftengine::{
     Applied, Capabilities, Clock, Config, Engine, EngineParts, Error, ErrorKind, Inbound,
     LeaderLossCallback, Membership, NodeId, QuorumAck, ReadIndex, RejectReason, Result,
@@ -139,7 +139,7 @@ impl RaftRsEngine {
         let completions = node.mut_store().start_persister()?;
 
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
-        let (status, _) = watch::channel(Status {
+        let status = StatusChannel::new(Status {
             id: config.node_id,
             ..Status::default()
         });
@@ -270,6 +270,10 @@ impl Engine for RaftRsEngine {
 
     fn watch_status(&self) -> watch::Receiver<Status> {
         self.shared.status.subscribe()
+    }
+
+    fn watch_leadership(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe_leadership()
     }
 
     fn clock(&self) -> Arc<dyn Clock> {

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use raftengine::adapter::LeadershipTracker;
+use raftengine::adapter::{LeadershipTracker, StatusChannel};
 use raftengine::{
     Applied, Clock, Config, Error, ErrorKind, LossCause, Membership, Result, Role, SnapshotInfo,
-    Status, Transport,
+    Transport,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -64,7 +64,7 @@ pub(crate) struct Shared {
     pub(crate) ticks: Ticks,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) transport: Arc<dyn Transport>,
-    pub(crate) status: watch::Sender<Status>,
+    pub(crate) status: StatusChannel,
     pub(crate) tracker: LeadershipTracker,
     pub(crate) ack: Mutex<Option<PublishedAck>>,
     /// Set (before any waiter is failed) once the node stopped: `Shutdown`, `Fatal` or
@@ -126,10 +126,11 @@ impl Shared {
         self.tracker.lost(cause);
         *self.ack.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.release_transport();
-        self.status.send_modify(|s| {
+        self.status.send_if_modified(|s| {
             s.role = Role::Shutdown;
             s.leader = None;
             s.transferring_to = None;
+            true
         });
         self.done.send_replace(true);
     }

@@ -47,6 +47,16 @@ pub trait Engine: Send + Sync + 'static {
     /// A receiver that sees every status change.
     fn watch_status(&self) -> watch::Receiver<Status>;
 
+    /// A receiver that sees every change of role, term, leader, the transfer fields or the
+    /// membership, and need not see changes of the log indexes alone. A lease layer watches
+    /// this, so it is not woken by every applied entry. The default is
+    /// [`Engine::watch_status`]; an engine that publishes through
+    /// [`adapter::StatusChannel`](crate::adapter::StatusChannel) gets the filtered channel
+    /// from it.
+    fn watch_leadership(&self) -> watch::Receiver<Status> {
+        self.watch_status()
+    }
+
     /// The clock the engine reports times on ([`QuorumAck::sent_at`]); lease checks must read
     /// this same clock. `sent_at` is a reading of it taken when the acknowledged message was
     /// sent, so a jump of the clock afterwards (a suspend counted by

@@ -32,6 +32,7 @@ mod log_writer;
 mod mem_network;
 mod parts;
 mod state_machine;
+mod status_channel;
 mod transport;
 mod types;
 
@@ -55,6 +56,7 @@ pub mod adapter {
     pub use crate::deadline::with_deadline;
     pub use crate::leadership::LeadershipTracker;
     pub use crate::log_writer::LogWriter;
+    pub use crate::status_channel::StatusChannel;
 }
 
 /// In-process doubles for tests and simulations: [`sim::MemNetwork`] with per-link fault

@@ -67,6 +67,10 @@ pub struct Options {
     pub seed: u64,
     /// Keep each node's log in a redb file in this directory instead of in memory.
     pub data_dir: Option<PathBuf>,
+    /// Voters in the cluster.
+    pub nodes: u64,
+    /// bench: leader crashes to time after the workload (0: none).
+    pub crashes: usize,
 }
 
 /// raftkv: the reference replicated KV store on raftengine.
@@ -131,6 +135,71 @@ pub struct WorkloadArgs {
     /// disk's fsync floor there.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Voters in the cluster (at least 3, so a leader can crash and the rest elect).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=9))]
+    pub nodes: u64,
+    /// bench: after the workload, crash the leader this many times and report crash-to-first-
+    /// write p50 and max (each crashed node restarts on its own log before the next crash).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub crashes: u64,
+    /// bench: run a grid of workloads (the --sweep-* axes, a fresh cluster per point) instead of
+    /// one, and write report.html (charts) and report.json to --sweep-out. --clients,
+    /// --value-size, --read-ratio and --nodes give way to the axes; --duration is per point.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Where the sweep writes report.html and report.json (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "sweep-report",
+        requires = "sweep"
+    )]
+    pub sweep_out: PathBuf,
+    /// Sweep axis: concurrent clients (each a closed loop), comma separated.
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "1,4,16,64,256,1024",
+          value_parser = clap::value_parser!(u64).range(1..=16384), requires = "sweep")]
+    pub sweep_clients: Vec<u64>,
+    /// Sweep axis: bytes per written value (a K or KiB suffix multiplies by 1024).
+    #[arg(long, value_name = "BYTES,..", value_delimiter = ',', default_value = "16,256,4096,65536",
+          value_parser = parse_size, requires = "sweep")]
+    pub sweep_value_sizes: Vec<usize>,
+    /// Sweep axis: fractions of reads, each in [0, 1].
+    #[arg(long, value_name = "F,..", value_delimiter = ',', default_value = "0,0.5,0.9",
+          value_parser = parse_fraction, requires = "sweep")]
+    pub sweep_read_ratios: Vec<f64>,
+    /// Sweep axis: voters per cluster (3 to 9).
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "3,5",
+          value_parser = clap::value_parser!(u64).range(3..=9), requires = "sweep")]
+    pub sweep_nodes: Vec<u64>,
+    /// Sweep axis: log stores [default: memory, plus redb when --data-dir is given]. redb
+    /// needs --data-dir (the files and the fsync probe go there).
+    #[arg(
+        long,
+        value_name = "STORE,..",
+        value_delimiter = ',',
+        value_enum,
+        requires = "sweep"
+    )]
+    pub sweep_storage: Vec<StorageChoice>,
+}
+
+/// A log store on the `--sweep-storage` axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum StorageChoice {
+    /// The in-memory log store: the engines' and adapters' own cost.
+    Memory,
+    /// One redb file per node in --data-dir, every write synced.
+    Redb,
+}
+
+impl StorageChoice {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redb => "redb",
+        }
+    }
 }
 
 impl WorkloadArgs {
@@ -148,6 +217,8 @@ impl WorkloadArgs {
             baseline: self.baseline,
             seed: self.seed,
             data_dir: self.data_dir.clone(),
+            nodes: self.nodes,
+            crashes: usize::try_from(self.crashes).unwrap_or(usize::MAX),
         }
     }
 }
@@ -282,6 +353,31 @@ fn parse_fraction(value: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a byte count: `4096`, `4K` or `4KiB` (both 1024-based), at least 1 and at most 16 MiB.
+fn parse_size(value: &str) -> Result<usize, String> {
+    let bad =
+        || format!("expected a size from 1 to 16MiB such as 256, 4096 or 64KiB, got `{value}`");
+    let trimmed = value.trim();
+    let (number, scale) = match trimmed
+        .strip_suffix("KiB")
+        .or_else(|| trimmed.strip_suffix('K'))
+        .or_else(|| trimmed.strip_suffix('k'))
+    {
+        Some(n) => (n, 1024),
+        None => (trimmed, 1),
+    };
+    let bytes = number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(bad)?;
+    if (1..=16 << 20).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(bad())
+    }
+}
+
 /// Parses `250ms`, `5s`, `1.5s`, `100us` or a bare number of milliseconds.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let bad = || format!("bad duration `{value}` (use e.g. 500ms, 5s, 100us)");
@@ -361,6 +457,65 @@ mod tests {
         assert!(message("bench --backend etcd").contains("etcd"));
         assert!(message("frobnicate").contains("frobnicate"));
         assert!(parse("").is_err(), "a subcommand is required");
+    }
+
+    #[test]
+    fn sweep_flags_parse() {
+        let Command::Bench(args) = parse(
+            "bench --sweep --sweep-out /tmp/r --sweep-clients 1,4 --sweep-value-sizes 16,64KiB,2k \
+             --sweep-read-ratios 0.5,0.9 --sweep-nodes 3 --sweep-storage memory,redb \
+             --data-dir /tmp/d --duration 200ms --baseline",
+        )
+        .unwrap() else {
+            panic!("expected bench");
+        };
+        assert!(args.sweep && args.baseline);
+        assert_eq!(args.sweep_out, PathBuf::from("/tmp/r"));
+        assert_eq!(args.sweep_clients, vec![1, 4]);
+        assert_eq!(args.sweep_value_sizes, vec![16, 65536, 2048]);
+        assert_eq!(args.sweep_read_ratios, vec![0.5, 0.9]);
+        assert_eq!(args.sweep_nodes, vec![3]);
+        assert_eq!(
+            args.sweep_storage,
+            vec![StorageChoice::Memory, StorageChoice::Redb]
+        );
+        assert_eq!(args.options().duration, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn sweep_defaults_cover_the_grid() {
+        let Command::Bench(args) = parse("bench --sweep").unwrap() else {
+            panic!("expected bench");
+        };
+        assert_eq!(args.sweep_out, PathBuf::from("sweep-report"));
+        assert_eq!(args.sweep_clients, vec![1, 4, 16, 64, 256, 1024]);
+        assert_eq!(args.sweep_value_sizes, vec![16, 256, 4096, 65536]);
+        assert_eq!(args.sweep_read_ratios, vec![0.0, 0.5, 0.9]);
+        assert_eq!(args.sweep_nodes, vec![3, 5]);
+        assert!(
+            args.sweep_storage.is_empty(),
+            "memory, plus redb with --data-dir"
+        );
+        let Command::Bench(args) = parse("bench").unwrap() else {
+            panic!("expected bench");
+        };
+        assert!(!args.sweep, "a single run stays the default");
+    }
+
+    #[test]
+    fn bad_sweep_values_are_explained() {
+        let message = |line: &str| parse(line).unwrap_err().to_string();
+        assert!(message("bench --sweep --sweep-clients 0").contains("--sweep-clients"));
+        assert!(message("bench --sweep --sweep-clients 1,x").contains("--sweep-clients"));
+        assert!(message("bench --sweep --sweep-value-sizes 0").contains("size from 1"));
+        assert!(message("bench --sweep --sweep-value-sizes 32768K").contains("16MiB"));
+        assert!(message("bench --sweep --sweep-value-sizes 4MB").contains("4MB"));
+        assert!(message("bench --sweep --sweep-read-ratios 0.5,1.5").contains("fraction"));
+        assert!(message("bench --sweep --sweep-nodes 2").contains("--sweep-nodes"));
+        assert!(message("bench --sweep --sweep-storage disk").contains("disk"));
+        // An axis without --sweep would silently do nothing.
+        assert!(message("bench --sweep-clients 4").contains("--sweep"));
+        assert!(message("bench --sweep-out /tmp/r").contains("--sweep"));
     }
 
     #[test]

@@ -1,15 +1,15 @@
-//! One run per backend: clients against a 3-node cluster, with (in the demo) a leadership
+//! One run per backend: clients against a cluster (3 nodes by default), with (in the demo) a leadership
 //! transfer and a leader crash in the middle, then the correctness checks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kv_lease::{LeaseConfig, LeaseStats};
 
 use crate::cli::Options;
 use crate::cluster::{Backend, Cluster, Storage};
+use crate::failover;
 use crate::report::{BackendReport, Check};
 use crate::workload::{self, ClientTotals, Mix, Router, serial_of};
 
@@ -31,20 +31,7 @@ pub async fn run(
     options: &Options,
     events: Events,
 ) -> Result<BackendReport, String> {
-    let storage = options
-        .data_dir
-        .clone()
-        .map_or(Storage::Memory, Storage::Redb);
-    let mut cluster = Cluster::start(
-        backend,
-        3,
-        options.rtt,
-        options.seed,
-        LeaseConfig::default(),
-        &storage,
-    )
-    .await
-    .map_err(|e| format!("{}: starting the cluster: {e}", backend.name()))?;
+    let (mut cluster, storage) = start_cluster(backend, options).await?;
     cluster
         .wait_for_leader(ELECTION_LIMIT)
         .await
@@ -85,7 +72,7 @@ pub async fn run(
     if events == Events::TransferAndCrash {
         transfer_ms = Some(transfer(&cluster, &router).await?);
         tokio::time::sleep_until(at(0.65).into()).await;
-        failover_ms = Some(crash_leader(&mut cluster, &router).await?);
+        failover_ms = Some(failover::crash_leader(&mut cluster, &router).await?);
     }
 
     tokio::time::sleep_until(at(1.0).into()).await;
@@ -127,10 +114,34 @@ pub async fn run(
         write_conflicts: totals.conflicts,
         transfer_ms,
         failover_ms,
+        failover: None,
         errors: totals.errors,
         checks,
         overhead: Vec::new(),
     })
+}
+
+/// Starts the cluster `options` describe (size, round trip, seed, log store) with default
+/// leases; returns it with its storage.
+pub async fn start_cluster(
+    backend: Backend,
+    options: &Options,
+) -> Result<(Cluster, Storage), String> {
+    let storage = options
+        .data_dir
+        .clone()
+        .map_or(Storage::Memory, Storage::Redb);
+    let cluster = Cluster::start(
+        backend,
+        options.nodes,
+        options.rtt,
+        options.seed,
+        LeaseConfig::default(),
+        &storage,
+    )
+    .await
+    .map_err(|e| format!("{}: starting the cluster: {e}", backend.name()))?;
+    Ok((cluster, storage))
 }
 
 /// The seed bug's acceptance test: conflicts must not cost the lease its fast path.
@@ -166,43 +177,6 @@ async fn transfer(cluster: &Cluster, router: &Router) -> Result<f64, String> {
         .map_err(|e| format!("transfer {leader} -> {target} failed: {e}"))?;
     router.refresh();
     Ok(began.elapsed().as_secs_f64() * 1e3)
-}
-
-/// Crashes the leader, measures the time to the first write a new leader accepts, then
-/// restarts the crashed node on its surviving store.
-async fn crash_leader(cluster: &mut Cluster, router: &Router) -> Result<f64, String> {
-    let leader = cluster.leader().ok_or("no leader to crash")?;
-    let began = Instant::now();
-    cluster.crash(leader).await;
-    router.set_nodes(cluster.nodes().map(|(id, node)| (id, node.clone())));
-    let deadline = began + ELECTION_LIMIT;
-    let failover = loop {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "no write succeeded within {ELECTION_LIMIT:?} of the crash"
-            ));
-        }
-        router.refresh();
-        if let Some(node) = router.leader()
-            && node
-                .kv
-                .put(
-                    Bytes::from_static(b"failover-probe"),
-                    Bytes::from_static(b"1"),
-                )
-                .await
-                .is_ok()
-        {
-            break began.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    cluster
-        .restart(leader)
-        .await
-        .map_err(|e| format!("restarting node {leader} failed: {e}"))?;
-    router.set_nodes(cluster.nodes().map(|(id, node)| (id, node.clone())));
-    Ok(failover.as_secs_f64() * 1e3)
 }
 
 /// Every acknowledged put must still be there (or a later write of the same client).

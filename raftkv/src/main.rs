@@ -9,22 +9,29 @@ mod cli;
 mod cluster;
 mod demo;
 mod disk;
+mod failover;
 mod local_cluster;
 mod report;
 mod serve;
 mod stats;
+mod sweep;
 mod workload;
+mod write_path;
+
+/// The allocator is the binary's choice, never a library's: mimalloc by default (the
+/// `mimalloc` feature), the system allocator with `--no-default-features`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use baseline::DirectCluster;
 use clap::Parser;
 use cli::{BackendChoice, Cli, Command, Options};
-use cluster::{Backend, Cluster, Storage};
+use cluster::Backend;
 use demo::Events;
-use report::{BackendReport, Overhead};
+use report::BackendReport;
 
 fn main() -> ExitCode {
     // clap prints usage and exits 2 on bad input, and prints help for `--help`.
@@ -40,6 +47,13 @@ fn main() -> ExitCode {
         }
     };
     let (options, events) = match cli.command {
+        Command::Demo(args) if args.sweep => {
+            eprintln!("raftkv: --sweep belongs to `raftkv bench`");
+            return ExitCode::from(2);
+        }
+        Command::Bench(args) if args.sweep => {
+            return report_errors(runtime.block_on(sweep::run(&args)));
+        }
         Command::Demo(args) => (args.options(), Events::TransferAndCrash),
         Command::Bench(args) => (args.options(), Events::None),
         Command::Serve(args) => {
@@ -87,8 +101,9 @@ async fn run(options: Options, events: Events) -> ExitCode {
     let mut reports = Vec::new();
     for backend in backends(options.backend) {
         eprintln!(
-            "[{}] 3 nodes, {} clients, {:?}{} ...",
+            "[{}] {} nodes, {} clients, {:?}{} ...",
             backend.name(),
+            options.nodes,
             options.clients,
             options.duration,
             if events == Events::TransferAndCrash {
@@ -124,8 +139,22 @@ async fn run(options: Options, events: Events) -> ExitCode {
             (Some(a), Some(b)) => Some(if a.per_sec >= b.per_sec { a } else { b }),
             (a, b) => a.or(b),
         };
+        if options.crashes > 0 {
+            eprintln!(
+                "[{}] timing {} leader crashes ...",
+                backend.name(),
+                options.crashes
+            );
+            match failover::measure(backend, &options).await {
+                Ok(stats) => report.failover = Some(stats),
+                Err(problem) => {
+                    eprintln!("raftkv: failover: {problem}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         if options.baseline {
-            match overhead(backend, &options).await {
+            match write_path::overhead(backend, &options).await {
                 Ok(overhead) => report.overhead = overhead,
                 Err(problem) => {
                     eprintln!("raftkv: baseline: {problem}");
@@ -185,78 +214,4 @@ fn verdict(report: &BackendReport) -> &'static str {
     } else {
         "CHECKS FAILED"
     }
-}
-
-/// Write throughput through the adapter against the library driven directly, at 1 and 256
-/// clients, each pair measured back to back.
-async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, String> {
-    let mut out = Vec::new();
-    let delay = options.rtt / 2;
-    for clients in [1, 256] {
-        let adapter = {
-            // No lease background tasks: the ratio is about the adapter, and the baseline has
-            // no lease layer either.
-            let bare = kv_lease::LeaseConfig {
-                background: false,
-                ..kv_lease::LeaseConfig::default()
-            };
-            let cluster = Cluster::start(
-                backend,
-                3,
-                options.rtt,
-                options.seed,
-                bare,
-                &Storage::Memory,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let leader = cluster
-                .wait_for_leader(Duration::from_secs(10))
-                .await
-                .ok_or("no leader")?;
-            let engine = Arc::clone(&cluster.node(leader).ok_or("leader vanished")?.engine);
-            let writer = Arc::new(workload::EngineWriter::new(engine, options.value_size));
-            let run = workload::run_writes(writer, clients, options.duration).await;
-            cluster.shutdown().await;
-            run
-        };
-        let direct = |wire| async move {
-            match backend {
-                Backend::Openraft => {
-                    measure_direct::<baseline::DirectOpenraft>(delay, clients, wire, options).await
-                }
-                Backend::RaftRs => {
-                    measure_direct::<baseline::DirectRaftRs>(delay, clients, wire, options).await
-                }
-            }
-        };
-        let structs = direct(baseline::Wire::Structs).await?;
-        let encoded = direct(baseline::Wire::Encoded).await?;
-        let adapter_rate = adapter.throughput().max(1e-9);
-        let direct_rate = structs.throughput();
-        let encoded_rate = encoded.throughput();
-        out.push(Overhead {
-            clients,
-            adapter_writes_per_sec: adapter_rate,
-            direct_writes_per_sec: direct_rate,
-            overhead_ratio: direct_rate / adapter_rate,
-            direct_encoded_writes_per_sec: encoded_rate,
-            overhead_vs_encoded: encoded_rate / adapter_rate,
-        });
-    }
-    Ok(out)
-}
-
-async fn measure_direct<C: DirectCluster>(
-    one_way_delay: Duration,
-    clients: usize,
-    wire: baseline::Wire,
-    options: &Options,
-) -> Result<workload::WriteRun, String> {
-    let direct = Arc::new(C::start(3, one_way_delay, options.value_size, wire).await?);
-    let run = workload::run_writes(Arc::clone(&direct), clients, options.duration).await;
-    if let Ok(direct) = Arc::try_unwrap(direct) {
-        direct.shutdown().await;
-    }
-    Ok(run)
 }

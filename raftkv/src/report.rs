@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::disk::FsyncFloor;
+use crate::failover::FailoverStats;
 use crate::stats::{ErrorCounts, LatencySummary};
 
 /// One correctness check of a run.
@@ -63,8 +64,10 @@ pub struct BackendReport {
     pub write_conflicts: u64,
     /// Leadership transfer: request to the new leader serving, in ms.
     pub transfer_ms: Option<f64>,
-    /// Leader crash to the first successful write on the new leader, in ms.
+    /// Leader crash to the first successful write on the new leader, in ms (demo).
     pub failover_ms: Option<f64>,
+    /// Crash-to-first-write over a series of leader crashes (`bench --crashes N`).
+    pub failover: Option<FailoverStats>,
     /// Engine errors by kind.
     pub errors: ErrorCounts,
     /// Correctness checks.
@@ -147,6 +150,16 @@ pub fn table(reports: &[BackendReport]) -> String {
     });
     row("leader transfer", &|r| ms(r.transfer_ms));
     row("failover (crash to write)", &|r| ms(r.failover_ms));
+    if reports.iter().any(|r| r.failover.is_some()) {
+        row("failover p50 / max", &|r| {
+            r.failover.as_ref().map_or("-".to_string(), |f| {
+                format!(
+                    "{:.0} / {:.0} ms over {} crashes (max timeout {:.0} ms)",
+                    f.p50_ms, f.max_ms, f.crashes, f.election_timeout_max_ms
+                )
+            })
+        });
+    }
     row("errors by kind", &|r| {
         if r.errors.0.is_empty() {
             "none".to_string()
@@ -251,6 +264,7 @@ mod tests {
             write_conflicts: 7,
             transfer_ms: Some(12.0),
             failover_ms: None,
+            failover: None,
             errors: ErrorCounts::default(),
             checks: vec![Check {
                 name: "acked writes survive".into(),

@@ -424,3 +424,59 @@ async fn stopped_for_good<B: Backend>(
     );
     Ok(())
 }
+
+/// `watch_leadership` is quiet while only the log moves, and sees a change of leader: a lease
+/// layer watches it, so writes must not wake the watcher, and a new term must.
+pub async fn leadership_watch_ignores_log_progress<B: Backend>(
+    h: &Harness<B>,
+) -> Result<(), Failure> {
+    let cluster = h.cluster(3).await?;
+    let (leader, _) = cluster
+        .put_via_leader(1, 1, cluster.election_wait())
+        .await?;
+    // Let the first write's commit reach every follower before watching.
+    tokio::time::sleep(cluster.config().heartbeat_interval * 3).await;
+    let mut watches = Vec::new();
+    for id in cluster.ids() {
+        let engine = cluster.engine(id)?;
+        let mut leadership = engine.watch_leadership();
+        leadership.borrow_and_update();
+        let mut all = engine.watch_status();
+        all.borrow_and_update();
+        watches.push((id, leadership, all));
+    }
+    for value in 0..20 {
+        cluster
+            .put(leader, 1, 100 + value)
+            .await?
+            .map_err(|err| Failure::new(format!("write {value} on leader {leader}: {err}")))?;
+    }
+    tokio::time::sleep(cluster.config().heartbeat_interval * 3).await;
+    for (id, leadership, all) in &watches {
+        ensure!(
+            all.has_changed().unwrap_or(false),
+            "node {id}: watch_status saw none of 20 writes"
+        );
+        ensure!(
+            !leadership.has_changed().unwrap_or(true),
+            "node {id}: watch_leadership changed while only the log moved: {:?}",
+            *leadership.borrow()
+        );
+    }
+    let term = cluster.engine(leader)?.status().term;
+    cluster.crash(leader).await?;
+    let new = cluster.wait_for_leader(cluster.election_wait()).await?;
+    let engine = cluster.engine(new)?;
+    let (_, leadership, _) = watches
+        .iter_mut()
+        .find(|(id, _, _)| *id == new)
+        .ok_or_else(|| Failure::new(format!("no watch for node {new}")))?;
+    let seen = leadership.borrow_and_update().clone();
+    let now = engine.status();
+    ensure!(
+        seen.term > term && seen.term == now.term && seen.role == Role::Leader,
+        "node {new} leads term {} (after term {term}), but its watch_leadership shows {seen:?}",
+        now.term
+    );
+    cluster.shutdown().await
+}

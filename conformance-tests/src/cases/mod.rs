@@ -15,6 +15,7 @@
 mod backpressure;
 mod contract;
 mod contract_rules;
+mod failover;
 mod faults;
 mod lease;
 mod lease_bound;

@@ -21,8 +21,11 @@ use raftengine::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod election;
 mod membership;
 mod transfer;
+
+pub(crate) use election::LeaderContact;
 
 /// How long `shutdown` waits for openraft's core (and then each of our tasks) to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -113,7 +116,7 @@ impl OpenraftEngine {
         } = parts;
         config.validate()?;
         let native = openraft_config(&config)?;
-        let timing = timing(&native, config.max_clock_drift);
+        let timing = timing(&config, &native);
         let id = config.node_id;
 
         let log_state = store.log_state()?;
@@ -138,10 +141,12 @@ impl OpenraftEngine {
         .map_err(map_error)?;
 
         let refuse_votes_until = (!pristine).then(|| clock.now() + timing.vote_refusal_window);
+        let contact = LeaderContact::new(Arc::clone(&clock));
         transport.serve(Arc::new(InboundHandler::new(
             raft.clone(),
             Arc::clone(&clock),
             refuse_votes_until,
+            Arc::clone(&contact),
         )));
 
         if pristine && config.initial_voters.contains(&id) {
@@ -169,7 +174,24 @@ impl OpenraftEngine {
             Arc::clone(&clock),
         ));
         let (stopping, stop_rx) = watch::channel(false);
-        let follower = tokio::spawn(follow_metrics(Arc::clone(&shared), raft.metrics(), stop_rx));
+        let follower = tokio::spawn(follow_metrics(
+            Arc::clone(&shared),
+            raft.metrics(),
+            stop_rx.clone(),
+        ));
+        let elections = tokio::spawn(election::run_election_timer(
+            raft.clone(),
+            contact,
+            election::Timeouts::new(
+                config.seed,
+                id,
+                timing.election_timeout_min,
+                timing.election_timeout_max,
+            ),
+            // The raft-rs adapter's tick: a fifth of a heartbeat.
+            (timing.heartbeat_interval / 5).max(Duration::from_millis(1)),
+            stop_rx,
+        ));
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -183,7 +205,7 @@ impl OpenraftEngine {
                 shared,
                 stopping,
                 shutdown_done: tokio::sync::Mutex::new(false),
-                tasks: Mutex::new(vec![follower]),
+                tasks: Mutex::new(vec![follower, elections]),
                 in_flight: Arc::new(AtomicUsize::new(0)),
                 sm_panicked,
             }),
@@ -316,6 +338,10 @@ impl Engine for OpenraftEngine {
 
     fn watch_status(&self) -> watch::Receiver<Status> {
         self.inner.shared.status.subscribe()
+    }
+
+    fn watch_leadership(&self) -> watch::Receiver<Status> {
+        self.inner.shared.status.subscribe_leadership()
     }
 
     fn clock(&self) -> Arc<dyn Clock> {
@@ -487,10 +513,11 @@ impl Engine for OpenraftEngine {
                 task.abort();
             }
         }
-        self.inner.shared.status.send_modify(|status| {
+        self.inner.shared.status.send_if_modified(|status| {
             status.role = Role::Shutdown;
             status.leader = None;
             status.transferring_to = None;
+            true
         });
         *done = true;
         match stopped {

@@ -1,0 +1,112 @@
+//! The bare write path, measured three ways on memory: through the adapter (no lease layer),
+//! and through each library driven directly with messages passed as structs or encoded.
+//! `bench --baseline` turns these into overhead ratios; `bench --sweep --baseline` charts them
+//! against the client count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::baseline::{self, DirectCluster, Wire};
+use crate::cli::Options;
+use crate::cluster::{Backend, Cluster, Storage};
+use crate::report::Overhead;
+use crate::workload::{self, WriteRun};
+
+/// Longest the adapter cluster may take to elect its first leader.
+const ELECTION_LIMIT: Duration = Duration::from_secs(10);
+
+/// Client counts of the `bench --baseline` overhead table: no batching, and heavy batching.
+pub const OVERHEAD_CLIENTS: [usize; 2] = [1, 256];
+
+/// Puts through the adapter's `Engine::propose` on a fresh memory cluster of
+/// `options.nodes`, with `clients` closed-loop writers for `options.duration`.
+pub async fn adapter_writes(
+    backend: Backend,
+    options: &Options,
+    clients: usize,
+) -> Result<WriteRun, String> {
+    // No lease background tasks: the comparison is about the adapter, and the direct
+    // baselines have no lease layer either.
+    let bare = kv_lease::LeaseConfig {
+        background: false,
+        ..kv_lease::LeaseConfig::default()
+    };
+    let cluster = Cluster::start(
+        backend,
+        options.nodes,
+        options.rtt,
+        options.seed,
+        bare,
+        &Storage::Memory,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let Some(leader) = cluster.wait_for_leader(ELECTION_LIMIT).await else {
+        cluster.shutdown().await;
+        return Err(format!("no leader within {ELECTION_LIMIT:?}"));
+    };
+    let Some(node) = cluster.node(leader) else {
+        cluster.shutdown().await;
+        return Err("leader vanished".into());
+    };
+    let writer = Arc::new(workload::EngineWriter::new(
+        Arc::clone(&node.engine),
+        options.value_size,
+    ));
+    let run = workload::run_writes(writer, clients, options.duration).await;
+    cluster.shutdown().await;
+    Ok(run)
+}
+
+/// The same puts with the library driven directly (no adapter), on `options.nodes` voters.
+pub async fn direct_writes(
+    backend: Backend,
+    options: &Options,
+    clients: usize,
+    wire: Wire,
+) -> Result<WriteRun, String> {
+    match backend {
+        Backend::Openraft => {
+            measure_direct::<baseline::DirectOpenraft>(options, clients, wire).await
+        }
+        Backend::RaftRs => measure_direct::<baseline::DirectRaftRs>(options, clients, wire).await,
+    }
+}
+
+async fn measure_direct<C: DirectCluster>(
+    options: &Options,
+    clients: usize,
+    wire: Wire,
+) -> Result<WriteRun, String> {
+    let direct =
+        Arc::new(C::start(options.nodes, options.rtt / 2, options.value_size, wire).await?);
+    let run = workload::run_writes(Arc::clone(&direct), clients, options.duration).await;
+    if let Ok(direct) = Arc::try_unwrap(direct) {
+        direct.shutdown().await;
+    }
+    Ok(run)
+}
+
+/// Write throughput through the adapter against the library driven directly, at each of
+/// [`OVERHEAD_CLIENTS`], the three runs of a client count back to back so they share the
+/// machine's state of the moment.
+pub async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, String> {
+    let mut out = Vec::new();
+    for clients in OVERHEAD_CLIENTS {
+        let adapter = adapter_writes(backend, options, clients).await?;
+        let structs = direct_writes(backend, options, clients, Wire::Structs).await?;
+        let encoded = direct_writes(backend, options, clients, Wire::Encoded).await?;
+        let adapter_rate = adapter.throughput().max(1e-9);
+        let direct_rate = structs.throughput();
+        let encoded_rate = encoded.throughput();
+        out.push(Overhead {
+            clients,
+            adapter_writes_per_sec: adapter_rate,
+            direct_writes_per_sec: direct_rate,
+            overhead_ratio: direct_rate / adapter_rate,
+            direct_encoded_writes_per_sec: encoded_rate,
+            overhead_vs_encoded: encoded_rate / adapter_rate,
+        });
+    }
+    Ok(out)
+}
