@@ -47,13 +47,10 @@ pub(crate) fn map_error(native: impl NativeError) -> Error {
 
 /// True for a write refused because this leader has no recent quorum acknowledgement: the
 /// one refusal a freshly elected leader gives before its first heartbeat round answers.
-pub(crate) fn is_lease_expired(
-    native: &RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
-) -> bool {
+pub(crate) fn is_lease_expired(native: &ClientWriteError<TypeConfig>) -> bool {
     matches!(
         native,
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward))
-            if forward.reason == ForwardReason::LeaseExpired
+        ClientWriteError::ForwardToLeader(forward) if forward.reason == ForwardReason::LeaseExpired
     )
 }
 
@@ -223,20 +220,17 @@ mod tests {
 
     #[test]
     fn only_a_lease_expired_refusal_is_recognised_as_one() {
-        let refusal = |reason| {
-            RaftError::<TypeConfig, _>::APIError(ClientWriteError::ForwardToLeader(forward(
-                None, reason,
-            )))
-        };
+        let refusal = |reason| ClientWriteError::ForwardToLeader(forward(None, reason));
         assert!(is_lease_expired(&refusal(ForwardReason::LeaseExpired)));
         assert!(!is_lease_expired(&refusal(ForwardReason::NotLeader)));
         assert!(!is_lease_expired(&refusal(
             ForwardReason::LeadershipTransfer
         )));
-        assert!(!is_lease_expired(&RaftError::<
-            TypeConfig,
-            ClientWriteError<TypeConfig>,
-        >::Fatal(Fatal::Stopped)));
+        assert!(!is_lease_expired(&ClientWriteError::ChangeMembershipError(
+            openraft::errors::ChangeMembershipError::EmptyMembership(
+                openraft::errors::EmptyMembership {}
+            )
+        )));
     }
 
     #[test]

@@ -37,19 +37,36 @@ impl fmt::Debug for Response {
     }
 }
 
-openraft::declare_raft_types!(
-    /// The adapter's openraft type configuration: classic one-leader-per-term leader ids (so a
-    /// term names one leader, as the lease layer assumes), node ids as in the engine, and no
-    /// per-node address (the transport routes by id).
-    pub(crate) TypeConfig:
-        D = Command,
-        R = Response,
-        NodeId = u64,
-        Node = openraft::EmptyNode,
-        Term = u64,
-        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>,
-        AsyncRuntime = SeededRuntime,
-);
+/// The adapter's openraft type configuration: classic one-leader-per-term leader ids (so a
+/// term names one leader, as the lease layer assumes), node ids as in the engine, and no
+/// per-node address (the transport routes by id). A proposal's answer carries its share of the
+/// in-flight budget (`budget::Answer`), so no task per proposal has to hold it. Written out
+/// rather than through `declare_raft_types!`, which cannot take a generic responder.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub(crate) struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = Command;
+    type R = Response;
+    type NodeId = u64;
+    type Node = openraft::EmptyNode;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_std::LeaderId<u64, u64>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type Responder<T>
+        = crate::budget::Answer<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type AsyncRuntime = SeededRuntime;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
 
 /// tokio, with openraft's random draws (election timeouts, first tick waits) taken from a
 /// generator seeded by `Config::seed`: a node's schedule replays exactly for the same seed,

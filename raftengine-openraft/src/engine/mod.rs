@@ -30,7 +30,7 @@ pub(crate) use election::LeaderContact;
 /// How long `shutdown` waits for openraft's core (and then each of our tasks) to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-use crate::budget::InFlight;
+use crate::budget::{Answer, InFlight};
 use crate::errors::{is_lease_expired, map_error};
 use crate::network::{InboundHandler, NetworkFactory};
 use crate::recovery::Recovery;
@@ -359,23 +359,27 @@ impl Engine for OpenraftEngine {
     async fn propose(&self, command: Bytes) -> Result<Applied> {
         self.check_running()?;
         self.inner.config.check_command_size(command.len())?;
-        let in_flight = InFlight::reserve(
-            &self.inner.in_flight,
-            command.len(),
-            self.inner.config.max_uncommitted_bytes,
-        )?;
-        let raft = self.inner.raft.clone();
-        let first_ack_wait = self.inner.config.heartbeat_interval * 2;
-        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
-        // openraft answers every write it accepted (or drops the answer when it stops), so this
-        // task ends, releasing the budget, once openraft is done with the entry.
-        tokio::spawn(async move {
-            let _in_flight = in_flight;
-            let _ = answer_tx.send(write(raft, command, first_ack_wait).await);
-        });
+        let bytes = command.len();
+        let reserve = || {
+            InFlight::reserve(
+                &self.inner.in_flight,
+                bytes,
+                self.inner.config.max_uncommitted_bytes,
+            )
+        };
+        let budget = reserve()?;
+        let raft = &self.inner.raft;
+        let command = Command(command);
         let response = self
-            .guarded(self.inner.config.request_timeout, async move {
-                answer_rx.await.unwrap_or_else(|_| Err(Error::shutdown()))
+            .guarded(self.inner.config.request_timeout, async {
+                match submit(raft, command.clone(), budget).await? {
+                    // Boxed: the rare path's futures would otherwise size every proposal's
+                    // future, which is moved on each call.
+                    Err(native) if is_lease_expired(&native) => {
+                        Box::pin(retry_after_first_ack(self, command, native, reserve)).await
+                    }
+                    result => result.map_err(map_error),
+                }
             })
             .await?;
         Ok(Applied {
@@ -539,26 +543,54 @@ impl Engine for OpenraftEngine {
 /// One `client_write`, retried once for a leader elected a moment ago: it has no quorum
 /// acknowledgement yet and openraft refuses writes until its first heartbeat round answers. An
 /// isolated leader gets no ack and still fails, two heartbeats later.
-async fn write(
-    raft: Raft,
-    command: Bytes,
-    first_ack_wait: Duration,
+/// A leader elected a moment ago has no quorum acknowledgement yet, and openraft refuses
+/// writes (`native`) until it has one: waits for the first, once, then proposes again.
+async fn retry_after_first_ack(
+    engine: &OpenraftEngine,
+    command: Command,
+    native: openraft::errors::ClientWriteError<crate::types::TypeConfig>,
+    reserve: impl FnOnce() -> Result<InFlight>,
 ) -> Result<openraft::raft::ClientWriteResponse<crate::types::TypeConfig>> {
-    let command = Command(command);
-    match raft.client_write(command.clone()).await {
-        Err(native) if is_lease_expired(&native) => {
-            let acked = raft
-                .wait(Some(first_ack_wait))
-                .metrics(
-                    |m| quorum_ack_age(m).is_some(),
-                    "first quorum acknowledgement of this leader",
-                )
-                .await;
-            if acked.is_err() {
-                return Err(map_error(native));
-            }
-            raft.client_write(command).await.map_err(map_error)
-        }
-        result => result.map_err(map_error),
+    let raft = &engine.inner.raft;
+    let acked = raft
+        .wait(Some(engine.inner.config.heartbeat_interval * 2))
+        .metrics(
+            |m| quorum_ack_age(m).is_some(),
+            "first quorum acknowledgement of this leader",
+        )
+        .await;
+    if acked.is_err() {
+        return Err(map_error(native));
+    }
+    submit(raft, command, reserve()?).await?.map_err(map_error)
+}
+
+/// Hands `command` to openraft with an answer holding `budget`, and waits for the answer.
+async fn submit(
+    raft: &Raft,
+    command: Command,
+    budget: InFlight,
+) -> Result<openraft::raft::ClientWriteResult<crate::types::TypeConfig>> {
+    let (answer, answered) = Answer::new(budget);
+    raft.client_write_ff(command, Some(answer))
+        .await
+        .map_err(map_error)?;
+    match answered.await {
+        Ok(result) => Ok(result),
+        // openraft drops an unanswered answer when it stops: report why it stopped.
+        Err(_) => Err(Box::pin(stop_error(raft)).await),
+    }
+}
+
+/// Why openraft's core stopped (a storage failure, a panic, or a shutdown), as `client_write`
+/// reports it; waits a bounded time for the core to publish it.
+async fn stop_error(raft: &Raft) -> Error {
+    let stopped = raft
+        .wait(Some(Duration::from_secs(1)))
+        .metrics(|m| m.running_state.is_err(), "openraft's core stopped")
+        .await;
+    match stopped.map(|metrics| metrics.running_state) {
+        Ok(Err(fatal)) => map_error(fatal),
+        _ => Error::shutdown(),
     }
 }
