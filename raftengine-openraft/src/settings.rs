@@ -18,6 +18,7 @@ fn millis(duration: Duration) -> u64 {
 /// - openraft's own election timer is off (`enable_elect = false`): the adapter campaigns
 ///   itself, after a timeout drawn from the engine's `[election_timeout_min,
 ///   election_timeout_max)` (see `engine::election`);
+/// - an unreachable peer is retried once per heartbeat (openraft's `backoff`);
 /// - openraft's `election_timeout_max` is the vote-refusal window instead, because openraft
 ///   hard-wires its leader lease, during which followers refuse votes, to that value; it sits
 ///   just under the engine's shortest election timeout ([`refusal_window_ms`]);
@@ -39,6 +40,11 @@ pub(crate) fn openraft_config(config: &Config) -> Result<openraft::Config, Error
         election_timeout_min: lease.saturating_sub(1).max(heartbeat + 1),
         election_timeout_max: lease,
         enable_elect: false,
+        // openraft retries an unreachable peer every 200 ms by default, so a follower that
+        // restarted lagged that long behind, and could be the first to campaign after a crash
+        // and be refused for its short log. Retrying once per heartbeat is what the
+        // heartbeats cost anyway.
+        backoff: format!("{heartbeat}ms"),
         install_snapshot_timeout: millis(config.rpc_timeout),
         snapshot_policy,
         max_in_snapshot_log_to_keep: 0,
@@ -86,6 +92,10 @@ mod tests {
         let native = openraft_config(&config).unwrap();
         assert_eq!(native.heartbeat_interval, 50);
         assert!(!native.enable_elect, "the adapter runs the election timer");
+        assert_eq!(
+            native.backoff, "50ms",
+            "a restarted peer is retried every heartbeat"
+        );
         assert_eq!(
             native.election_timeout_max, 290,
             "the lease is the refusal window"
