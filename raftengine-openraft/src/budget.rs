@@ -46,7 +46,7 @@ impl Drop for InFlight {
 /// earlier; the entry keeps counting while openraft still has it.
 pub(crate) struct Answer<T> {
     tx: oneshot::Sender<T>,
-    _budget: Option<InFlight>,
+    _budget: InFlight,
 }
 
 impl<T> Answer<T> {
@@ -55,7 +55,7 @@ impl<T> Answer<T> {
         let (tx, rx) = oneshot::channel();
         let answer = Self {
             tx,
-            _budget: Some(budget),
+            _budget: budget,
         };
         (answer, rx)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use raftengine::adapter::{LeadershipTracker, StatusChannel};
 use raftengine::{
-    Applied, Clock, Config, Error, ErrorKind, LossCause, Membership, Result, Role, SnapshotInfo,
+    Applied, Clock, Config, Error, ErrorKind, LossCause, Membership, Result, SnapshotInfo,
     Transport,
 };
 use tokio::sync::{oneshot, watch};
@@ -126,12 +126,7 @@ impl Shared {
         self.tracker.lost(cause);
         *self.ack.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.release_transport();
-        self.status.send_if_modified(|s| {
-            s.role = Role::Shutdown;
-            s.leader = None;
-            s.transferring_to = None;
-            true
-        });
+        self.status.mark_shutdown();
         self.done.send_replace(true);
     }
 }

@@ -85,6 +85,36 @@ fn encode_entries(entries: &[Entry]) -> raftengine::Result<Vec<LogEntry>> {
         .collect()
 }
 
+/// raft-rs's `limit_size` rule, applied while entries are gathered (from the store and from the
+/// pending tail alike): the first entry always, then entries while the total of their encoded
+/// sizes stays within the limit.
+struct SizeLimit {
+    used: u64,
+    limit: u64,
+    admitted_any: bool,
+}
+
+impl SizeLimit {
+    fn new(limit: u64) -> Self {
+        Self {
+            used: 0,
+            limit,
+            admitted_any: false,
+        }
+    }
+
+    /// Whether an entry of `len` bytes is still taken; counts it if so.
+    fn admit(&mut self, len: u64) -> bool {
+        let total = self.used.saturating_add(len);
+        if self.admitted_any && total > self.limit {
+            return false;
+        }
+        self.used = total;
+        self.admitted_any = true;
+        true
+    }
+}
+
 fn native(e: Error) -> raft::Error {
     raft::Error::Store(StorageError::Other(Box::new(e)))
 }
@@ -378,18 +408,15 @@ impl Storage for RaftStorage {
         // so catching up a follower costs what is sent, not the whole lag. The size rule is
         // raft-rs's own `limit_size`: at least one entry, then entries while the total of their
         // encoded sizes (the stored payloads) stays within the limit.
-        let limit = max_size.into().unwrap_or(u64::MAX);
+        let mut size = SizeLimit::new(max_size.into().unwrap_or(u64::MAX));
         let mut entries = Vec::new();
-        let mut size = 0u64;
         let mut next = low;
         'windows: while next < stored_high {
             let end = stored_high.min(next.saturating_add(ENTRIES_WINDOW));
             for e in self.store.entries(next, end).map_err(native)? {
-                let len = e.payload.len() as u64;
-                if !entries.is_empty() && size.saturating_add(len) > limit {
+                if !size.admit(e.payload.len() as u64) {
                     break 'windows;
                 }
-                size = size.saturating_add(len);
                 let entry = codec::decode_entry(&e.payload).ok_or_else(|| {
                     native(storage_err(format!(
                         "log entry {} does not decode",
@@ -404,11 +431,9 @@ impl Storage for RaftStorage {
             && let Some((in_range, _)) = pending
         {
             for entry in in_range {
-                let len = u64::from(protobuf::Message::compute_size(&entry));
-                if !entries.is_empty() && size.saturating_add(len) > limit {
+                if !size.admit(u64::from(protobuf::Message::compute_size(&entry))) {
                     break;
                 }
-                size = size.saturating_add(len);
                 entries.push(entry);
             }
         }

@@ -2,7 +2,7 @@
 
 use tokio::sync::watch;
 
-use crate::types::Status;
+use crate::types::{Role, Status};
 
 /// An engine's published [`Status`], on two channels: [`StatusChannel::subscribe`] sees every
 /// change (for [`crate::Engine::watch_status`]), [`StatusChannel::subscribe_leadership`] only
@@ -62,6 +62,16 @@ impl StatusChannel {
         })
     }
 
+    /// Publishes that the node stopped: role `Shutdown`, no leader, no transfer.
+    pub fn mark_shutdown(&self) {
+        self.send_if_modified(|status| {
+            status.role = Role::Shutdown;
+            status.leader = None;
+            status.transferring_to = None;
+            true
+        });
+    }
+
     /// Replaces the status with `status` if it differs. Returns whether it did.
     pub fn publish(&self, status: Status) -> bool {
         self.send_if_modified(|current| {
@@ -90,7 +100,6 @@ fn same_leadership(a: &Status, b: &Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Role;
 
     fn status() -> Status {
         Status {

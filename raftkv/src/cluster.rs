@@ -14,6 +14,9 @@ use raftengine::{
 };
 use raftengine_redb::RedbLogStore;
 
+/// Longest a leader election, transfer, failover or convergence may take before a run fails.
+pub const ELECTION_LIMIT: Duration = Duration::from_secs(10);
+
 /// Where the nodes keep their logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Storage {

@@ -3,18 +3,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kv_lease::{LeaseConfig, LeaseStats};
 
 use crate::cli::Options;
-use crate::cluster::{Backend, Cluster, Storage};
+use crate::cluster::{Backend, Cluster, ELECTION_LIMIT, Storage};
 use crate::failover;
 use crate::report::{BackendReport, Check};
 use crate::workload::{self, ClientTotals, Mix, Router, serial_of};
-
-/// Longest a leader election, transfer or failover may take before the run fails.
-const ELECTION_LIMIT: Duration = Duration::from_secs(10);
 
 /// Whether the run injects a transfer and a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,11 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::cli::Options;
-use crate::cluster::{Backend, Cluster};
+use crate::cluster::{Backend, Cluster, ELECTION_LIMIT};
 use crate::workload::Router;
-
-/// Longest one failover may take before the run fails.
-pub const FAILOVER_LIMIT: Duration = Duration::from_secs(10);
 
 /// Crash-to-first-write times over a series of leader crashes.
 #[derive(Debug, Clone, Serialize)]
@@ -57,15 +54,15 @@ pub async fn measure(backend: Backend, options: &Options) -> Result<FailoverStat
     let outcome = async {
         for crash in 0..options.crashes {
             let leader = cluster
-                .wait_for_leader(FAILOVER_LIMIT)
+                .wait_for_leader(ELECTION_LIMIT)
                 .await
-                .ok_or_else(|| format!("crash {crash}: no leader within {FAILOVER_LIMIT:?}"))?;
+                .ok_or_else(|| format!("crash {crash}: no leader within {ELECTION_LIMIT:?}"))?;
             let node = cluster.node(leader).ok_or("leader vanished")?;
             let heartbeat = node.engine.timing().heartbeat_interval;
             timing.get_or_insert(node.engine.timing());
             // Every node must hold the whole log before the next crash, or the next election
             // waits on a lagging node and measures the previous restart instead.
-            cluster.converged(FAILOVER_LIMIT).await?;
+            cluster.converged(ELECTION_LIMIT).await?;
             router.set_nodes(cluster.nodes().map(|(id, node)| (id, node.clone())));
             let jitter = rng.gen_range(Duration::ZERO..heartbeat.max(Duration::from_millis(1)));
             tokio::time::sleep(jitter).await;
@@ -90,11 +87,11 @@ pub async fn crash_leader(cluster: &mut Cluster, router: &Router) -> Result<f64,
     let began = Instant::now();
     cluster.crash(leader).await;
     router.set_nodes(cluster.nodes().map(|(id, node)| (id, node.clone())));
-    let deadline = began + FAILOVER_LIMIT;
+    let deadline = began + ELECTION_LIMIT;
     let failover = loop {
         if Instant::now() > deadline {
             return Err(format!(
-                "no write succeeded within {FAILOVER_LIMIT:?} of the crash"
+                "no write succeeded within {ELECTION_LIMIT:?} of the crash"
             ));
         }
         router.refresh();

@@ -4,16 +4,12 @@
 //! against the client count.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::baseline::{self, DirectCluster, Wire};
 use crate::cli::Options;
-use crate::cluster::{Backend, Cluster, Storage};
+use crate::cluster::{Backend, Cluster, ELECTION_LIMIT, Storage};
 use crate::report::Overhead;
 use crate::workload::{self, WriteRun};
-
-/// Longest the adapter cluster may take to elect its first leader.
-const ELECTION_LIMIT: Duration = Duration::from_secs(10);
 
 /// Client counts of the `bench --baseline` overhead table: no batching, and heavy batching.
 pub const OVERHEAD_CLIENTS: [usize; 2] = [1, 256];

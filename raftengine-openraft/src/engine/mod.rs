@@ -517,12 +517,7 @@ impl Engine for OpenraftEngine {
                 task.abort();
             }
         }
-        self.inner.shared.status.send_if_modified(|status| {
-            status.role = Role::Shutdown;
-            status.leader = None;
-            status.transferring_to = None;
-            true
-        });
+        self.inner.shared.status.mark_shutdown();
         *done = true;
         match stopped {
             Ok(Ok(())) => Ok(()),
