@@ -26,13 +26,19 @@ pub(crate) struct Envelope {
 
 /// Encodes an envelope: version, token, echo, then the protobuf message.
 pub(crate) fn encode_envelope(envelope: &Envelope) -> Option<Bytes> {
-    let body = envelope.message.write_to_bytes().ok()?;
-    let mut buf = BytesMut::with_capacity(17 + body.len());
+    // The message is written straight after the header into one buffer sized up front: one
+    // allocation and no copy of the body, which for an append carries the entries.
+    let size = usize::try_from(envelope.message.compute_size()).ok()?;
+    let mut buf = Vec::with_capacity(17 + size);
     buf.put_u8(WIRE_VERSION);
     buf.put_u64(envelope.token);
     buf.put_u64(envelope.echo);
-    buf.put_slice(&body);
-    Some(buf.freeze())
+    {
+        let mut out = protobuf::CodedOutputStream::vec(&mut buf);
+        envelope.message.write_to_with_cached_sizes(&mut out).ok()?;
+        out.flush().ok()?;
+    }
+    Some(Bytes::from(buf))
 }
 
 /// Decodes an envelope; `None` for anything malformed.

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use crate::codec::{self, Envelope, RequestId, RequestKind};
 use crate::errors::{NodeView, map_error};
-use crate::membership::{self, Change};
+use crate::membership::{self, Change, ConfCache};
 use crate::persist::{Completions, Persisted};
 use crate::proposals::{Pending, Proposals, Reply};
 use crate::quorum::{AckTracker, QuorumTime};
@@ -45,6 +45,13 @@ use crate::reads::{ReadReply, Reads};
 use crate::shared::{Event, PublishedAck, Shared, halt_error};
 use crate::storage::RaftStorage;
 use crate::transfer::{self, Observed, Transfer, TransferReply};
+
+/// Most command bytes proposed to raft-rs as one message; a longer run of proposals is split,
+/// so the uncommitted-size limit refuses a part of it, not everything that arrived together.
+const PROPOSAL_BATCH_BYTES: usize = 1 << 20;
+
+/// Where a proposal's answer goes.
+type CommandReply = oneshot::Sender<Result<Applied>>;
 
 /// Deterministic election-timeout randomness (raft-rs uses the thread RNG; we override it so a
 /// seeded test replays).
@@ -101,6 +108,8 @@ pub(crate) struct Driver {
     /// Readies handed to the writer and not yet durable, with the messages that may leave only
     /// once they are: `(ready number, messages)`, oldest first.
     in_flight: VecDeque<(u64, Vec<Message>)>,
+    /// The configuration as read by every iteration; refreshed before each use.
+    conf: ConfCache,
 }
 
 impl std::fmt::Debug for Driver {
@@ -140,6 +149,7 @@ impl Driver {
             ^ SplitMix(init.shared.id.rotate_left(29)).next()
             ^ init.incarnation.rotate_left(47);
         let last_role_term = (init.node.raft.state, init.node.raft.term);
+        let conf = ConfCache::of(init.node.raft.prs());
         let mut driver = Self {
             acks: AckTracker::new(init.incarnation),
             shared: init.shared,
@@ -166,6 +176,7 @@ impl Driver {
             snapshots_to_report: Vec::new(),
             completions: init.completions,
             in_flight: VecDeque::new(),
+            conf,
         };
         driver.randomize_election_timeout(true);
         driver.publish();
@@ -266,9 +277,28 @@ impl Driver {
             self.node.tick();
         }
         self.take_completions()?;
+        // Proposals that arrived together go to raft-rs as one message, so they leave as one
+        // append per follower instead of one each; anything else in between keeps its place.
+        let mut run: Vec<(Bytes, CommandReply)> = Vec::new();
+        let mut run_bytes = 0;
         for event in batch {
-            self.handle(event)?;
+            match event {
+                Event::Propose { command, reply } => {
+                    if run_bytes + command.len() > PROPOSAL_BATCH_BYTES {
+                        self.propose_batch(std::mem::take(&mut run));
+                        run_bytes = 0;
+                    }
+                    run_bytes += command.len();
+                    run.push((command, reply));
+                }
+                other => {
+                    self.propose_batch(std::mem::take(&mut run));
+                    run_bytes = 0;
+                    self.handle(other)?;
+                }
+            }
         }
+        self.propose_batch(run);
         self.randomize_election_timeout(false);
         self.maybe_leave_joint();
         self.issue_reads();
@@ -291,7 +321,7 @@ impl Driver {
     fn handle(&mut self, event: Event) -> Result<()> {
         match event {
             Event::Message { from, bytes } => self.on_message(from, &bytes),
-            Event::Propose { command, reply } => self.propose(command, reply),
+            Event::Propose { command, reply } => self.propose_batch(vec![(command, reply)]),
             Event::Read { reply } => self.read(reply),
             Event::Transfer { target, reply } => self.start_transfer(target, reply),
             Event::Membership { change, reply } => self.change_membership(change, reply),
@@ -397,31 +427,70 @@ impl Driver {
         }
     }
 
-    fn propose(&mut self, command: Bytes, reply: oneshot::Sender<Result<Applied>>) {
-        if let Some(err) = self.view().refuse_unless_leader() {
-            let _ = reply.send(Err(err));
+    /// Proposes `batch` (in order) as one raft-rs message: one entry each, one append per
+    /// follower for all. If raft-rs refuses the message as a whole (no longer leading, a
+    /// transfer running, the uncommitted-size limit), each proposal is tried alone, so each
+    /// gets its own answer.
+    fn propose_batch(&mut self, batch: Vec<(Bytes, CommandReply)>) {
+        if batch.is_empty() {
             return;
         }
-        let id = self.next_id();
-        let ctx = codec::encode_request_id(RequestKind::Command, id);
-        let index = self.node.raft.raft_log.last_index() + 1;
+        if self.view().refuse_unless_leader().is_some() {
+            for (_, reply) in batch {
+                if let Some(err) = self.view().refuse_unless_leader() {
+                    let _ = reply.send(Err(err));
+                }
+            }
+            return;
+        }
+        let first = self.node.raft.raft_log.last_index() + 1;
         let term = self.node.raft.term;
-        if let Err(err) = self.node.propose(ctx, command.to_vec()) {
-            let _ = reply.send(Err(map_error(err, &self.view())));
+        let ids: Vec<RequestId> = batch.iter().map(|_| self.next_id()).collect();
+        let entries: Vec<Entry> = batch
+            .iter()
+            .zip(&ids)
+            .map(|((command, _), id)| Entry {
+                // Shares the caller's buffer: no copy of the command.
+                data: command.clone(),
+                context: codec::encode_request_id(RequestKind::Command, *id).into(),
+                ..Default::default()
+            })
+            .collect();
+        let mut message = Message::default();
+        message.set_msg_type(MessageType::MsgPropose);
+        message.from = self.node.raft.id;
+        message.set_entries(entries.into());
+        if let Err(err) = self.node.raft.step(message) {
+            if batch.len() > 1 {
+                for one in batch {
+                    self.propose_batch(vec![one]);
+                }
+            } else {
+                let error = map_error(err, &self.view());
+                if let Some((_, reply)) = batch.into_iter().next() {
+                    let _ = reply.send(Err(error));
+                }
+            }
             return;
         }
-        if self.node.raft.raft_log.last_index() < index {
-            let _ = reply.send(Err(
-                Error::not_leader(None).with_context("raft-rs did not append the proposal")
-            ));
+        let last = first + batch.len() as u64 - 1;
+        if self.node.raft.raft_log.last_index() < last {
+            for (_, reply) in batch {
+                let _ =
+                    reply
+                        .send(Err(Error::not_leader(None)
+                            .with_context("raft-rs did not append the proposal")));
+            }
             return;
         }
-        self.proposals.push(Pending {
-            term,
-            index,
-            id,
-            reply: Reply::Command(reply),
-        });
+        for (index, ((_, reply), id)) in (first..).zip(batch.into_iter().zip(ids)) {
+            self.proposals.push(Pending {
+                term,
+                index,
+                id,
+                reply: Reply::Command(reply),
+            });
+        }
     }
 
     fn read(&mut self, reply: ReadReply) {
@@ -571,13 +640,11 @@ impl Driver {
         if raft.state != StateRole::Leader
             || raft.lead_transferee.is_some()
             || raft.has_pending_conf()
-            || raft
-                .prs()
-                .conf()
-                .to_conf_state()
-                .get_voters_outgoing()
-                .is_empty()
         {
+            return;
+        }
+        self.conf.refresh(raft.prs());
+        if self.conf.conf_state().get_voters_outgoing().is_empty() {
             return;
         }
         if let Err(err) = self
@@ -917,8 +984,10 @@ impl Driver {
         self.was_transferring = transferring;
 
         let published = if leading {
-            let conf = self.node.raft.prs().conf().to_conf_state();
-            let time = self.acks.quorum_time(&conf, self.shared.id);
+            self.conf.refresh(self.node.raft.prs());
+            let time = self
+                .acks
+                .quorum_time(self.conf.conf_state(), self.shared.id);
             // A single voter proves its own leadership; anchoring it at this iteration (not at
             // the reader's call) keeps the anchor at or before any later clock sample.
             let time = match time {
@@ -972,10 +1041,11 @@ impl Driver {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let raft = &self.node.raft;
-        let conf = raft.prs().conf().to_conf_state();
-        let membership = membership::membership_of(&conf);
+        self.conf.refresh(raft.prs());
+        self.conf.adopt(&self.shared.status.borrow().membership);
+        let membership = self.conf.membership();
         let role = match raft.state {
             StateRole::Leader => Role::Leader,
             StateRole::Candidate | StateRole::PreCandidate => Role::Candidate,
@@ -998,15 +1068,7 @@ impl Driver {
             },
             transfers_started: self.transfers_started,
             transfer_term: self.transfer_term,
-            membership: {
-                // Keep the shared copy readers already hold while the membership is unchanged.
-                let current = self.shared.status.borrow();
-                if *current.membership == membership {
-                    Arc::clone(&current.membership)
-                } else {
-                    Arc::new(membership)
-                }
-            },
+            membership: Arc::clone(membership),
         };
         self.shared.status.publish(status);
     }

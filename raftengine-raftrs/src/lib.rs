@@ -70,6 +70,7 @@ mod persist;
 mod proposals;
 mod quorum;
 mod reads;
+mod recent;
 #[cfg(test)]
 mod refusal_window_tests;
 mod shared;

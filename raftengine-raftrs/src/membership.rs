@@ -9,6 +9,9 @@
 use raft::eraftpb::{
     ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
 };
+use std::sync::Arc;
+
+use raft::ProgressTracker;
 use raftengine::{Error, Membership, RejectReason, Result};
 
 /// A requested membership change.
@@ -20,6 +23,63 @@ pub(crate) enum Change {
     Promote(u64),
     /// Remove a voter or learner.
     Remove(u64),
+}
+
+/// raft-rs's current configuration in the two shapes the driver reads on every iteration,
+/// rebuilt only when the configuration itself changed (a change applied, a snapshot, a
+/// restart): building them allocates, and comparing is a few set lookups.
+pub(crate) struct ConfCache {
+    /// Whether a tracker's configuration still equals the one this cache was built from.
+    /// (raft-rs does not export the configuration's type, so the copy lives in a closure.)
+    unchanged: Box<dyn Fn(&ProgressTracker) -> bool + Send>,
+    conf: ConfState,
+    membership: Arc<Membership>,
+}
+
+impl ConfCache {
+    /// The cache of `prs`'s configuration as it is now.
+    pub(crate) fn of(prs: &ProgressTracker) -> Self {
+        let source = prs.conf().clone();
+        let conf = source.to_conf_state();
+        Self {
+            membership: Arc::new(membership_of(&conf)),
+            conf,
+            unchanged: Box::new(move |prs| *prs.conf() == source),
+        }
+    }
+
+    /// Rebuilds the cache if `prs`'s configuration differs from the cached one.
+    pub(crate) fn refresh(&mut self, prs: &ProgressTracker) {
+        if !(self.unchanged)(prs) {
+            *self = Self::of(prs);
+        }
+    }
+
+    /// The configuration as raft-rs's `ConfState`.
+    pub(crate) fn conf_state(&self) -> &ConfState {
+        &self.conf
+    }
+
+    /// The configuration as the engine's [`Membership`].
+    pub(crate) fn membership(&self) -> &Arc<Membership> {
+        &self.membership
+    }
+
+    /// Shares `published` instead of the cached copy when the two are equal, so the status
+    /// that readers hold and the cache point at one allocation and compare by pointer.
+    pub(crate) fn adopt(&mut self, published: &Arc<Membership>) {
+        if !Arc::ptr_eq(&self.membership, published) && *self.membership == **published {
+            self.membership = Arc::clone(published);
+        }
+    }
+}
+
+impl std::fmt::Debug for ConfCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfCache")
+            .field("membership", &self.membership)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The membership a raft-rs configuration describes.

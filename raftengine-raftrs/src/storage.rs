@@ -17,8 +17,8 @@
 //! the raft configuration handed to raft-rs at start is the snapshot's, not the latest one:
 //! replaying the log re-applies later membership changes in order.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -30,6 +30,7 @@ const ENTRIES_WINDOW: u64 = 64;
 
 use crate::codec::{self, Meta};
 use crate::persist::{Completions, Persister};
+use crate::recent::Recent;
 
 /// Index and term of the bootstrap snapshot of a brand-new cluster.
 pub(crate) const BOOTSTRAP_INDEX: u64 = 1;
@@ -55,6 +56,8 @@ pub(crate) struct RaftStorage {
     snapshot_wanted: AtomicBool,
     /// The writer thread, when writes are asynchronous (`crate::persist`).
     persister: Option<Persister>,
+    /// The newest entries written, so raft-rs's reads of them skip the store.
+    recent: Mutex<Recent>,
 }
 
 impl std::fmt::Debug for RaftStorage {
@@ -186,6 +189,7 @@ impl RaftStorage {
             initial_conf,
             snapshot_wanted: AtomicBool::new(false),
             persister: None,
+            recent: Mutex::default(),
         };
         let boot = Boot {
             restarted,
@@ -207,7 +211,13 @@ impl RaftStorage {
             return Ok(());
         }
         let batch = encode_entries(entries)?;
-        self.write_store(move |store| store.append(&batch))
+        self.write_store(move |store| store.append(&batch))?;
+        self.recent().append(entries);
+        Ok(())
+    }
+
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Moves writes to a thread of their own when the store may block and the runtime has
@@ -247,7 +257,10 @@ impl RaftStorage {
             .persister
             .as_ref()
             .ok_or_else(|| storage_err("asynchronous persistence is not running"))?;
-        persister.submit(entries, batch, meta, number)
+        persister.submit(entries, batch, meta, number)?;
+        // Readable at once, like the pending tail; if the write fails the node stops.
+        self.recent().append(entries);
+        Ok(())
     }
 
     /// Runs one store write, after everything queued before it when writes are asynchronous.
@@ -300,6 +313,7 @@ impl RaftStorage {
 
     /// Installs a snapshot received from the leader (after the state machine restored it).
     pub(crate) fn install_snapshot(&mut self, snapshot: &Snapshot) -> raftengine::Result<()> {
+        self.recent().clear();
         let meta = snapshot.get_metadata();
         let stored = StoredSnapshot {
             meta: SnapshotMeta {
@@ -338,6 +352,7 @@ impl RaftStorage {
             data,
         };
         self.write_store(move |store| store.save_snapshot(stored))?;
+        self.recent().purge_to(index);
         self.write_store(move |store| store.purge_to(index, term))?;
         self.snapshot_wanted.store(false, Ordering::Relaxed);
         Ok(())
@@ -377,6 +392,19 @@ impl Storage for RaftStorage {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        {
+            // The cache never holds a purged entry, so a range it covers is not compacted.
+            let recent = self.recent();
+            if low < high && recent.covers(low, high) {
+                let mut size = SizeLimit::new(max_size);
+                return Ok((low..high)
+                    .filter_map(|index| recent.get(index))
+                    .take_while(|e| size.admit(u64::from(protobuf::Message::compute_size(*e))))
+                    .cloned()
+                    .collect());
+            }
+        }
         let state = self.log_state()?;
         if low < state.first_index() {
             return Err(raft::Error::Store(StorageError::Compacted));
@@ -408,7 +436,7 @@ impl Storage for RaftStorage {
         // so catching up a follower costs what is sent, not the whole lag. The size rule is
         // raft-rs's own `limit_size`: at least one entry, then entries while the total of their
         // encoded sizes (the stored payloads) stays within the limit.
-        let mut size = SizeLimit::new(max_size.into().unwrap_or(u64::MAX));
+        let mut size = SizeLimit::new(max_size);
         let mut entries = Vec::new();
         let mut next = low;
         'windows: while next < stored_high {
@@ -441,6 +469,9 @@ impl Storage for RaftStorage {
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
+        if let Some(entry) = self.recent().get(idx) {
+            return Ok(entry.term);
+        }
         if let Some(persister) = &self.persister {
             let tail = persister.tail();
             if let Some(entry) = tail.get(idx) {
@@ -468,6 +499,10 @@ impl Storage for RaftStorage {
     }
 
     fn last_index(&self) -> raft::Result<u64> {
+        // The cache ends where the newest write (durable or still pending) ends.
+        if let Some(last) = self.recent().last() {
+            return Ok(last);
+        }
         if let Some(persister) = &self.persister
             && let Some((last, _)) = persister.tail().last()
         {
@@ -562,31 +597,84 @@ mod tests {
     #[test]
     fn entries_stop_at_the_size_limit_exactly_like_raft_rs() {
         let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
-        let (storage, _) = RaftStorage::open(store, &[1], Bytes::new).unwrap();
+        let (storage, _) = RaftStorage::open(store.clone(), &[1], Bytes::new).unwrap();
         let batch: Vec<Entry> = (2..=301)
             .map(|i| entry(i, 2, &vec![7u8; (i % 13) as usize * 10]))
             .collect();
         storage.append(&batch).unwrap();
-        for limit in [
-            None,
-            Some(0),
-            Some(1),
-            Some(100),
-            Some(2_000),
-            Some(u64::MAX),
-        ] {
+        // First from the cache of recent entries, then, reopened, from the store alone.
+        let (reopened, _) = RaftStorage::open(store, &[1], Bytes::new).unwrap();
+        assert!(reopened.recent().first().is_none());
+        for storage in [&storage, &reopened] {
+            for limit in [
+                None,
+                Some(0),
+                Some(1),
+                Some(100),
+                Some(2_000),
+                Some(u64::MAX),
+            ] {
+                let got = storage
+                    .entries(2, 302, limit, GetEntriesContext::empty(false))
+                    .unwrap();
+                let mut expected = batch.clone();
+                raft::util::limit_size(&mut expected, limit);
+                assert_eq!(got, expected, "limit {limit:?}");
+            }
+            // A window boundary inside the range changes nothing.
             let got = storage
-                .entries(2, 302, limit, GetEntriesContext::empty(false))
+                .entries(60, 140, None, GetEntriesContext::empty(false))
                 .unwrap();
-            let mut expected = batch.clone();
-            raft::util::limit_size(&mut expected, limit);
-            assert_eq!(got, expected, "limit {limit:?}");
+            assert_eq!(got.as_slice(), &batch[58..138]);
+            assert_eq!(storage.term(301).unwrap(), 2);
         }
-        // A window boundary inside the range changes nothing.
-        let got = storage
-            .entries(60, 140, None, GetEntriesContext::empty(false))
+    }
+
+    #[test]
+    fn the_recent_cache_never_answers_for_purged_or_replaced_entries() {
+        let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
+        let (mut storage, _) = RaftStorage::open(store, &[1, 2], Bytes::new).unwrap();
+        storage
+            .append(&[entry(2, 2, b"a"), entry(3, 2, b"b"), entry(4, 2, b"c")])
             .unwrap();
-        assert_eq!(got.as_slice(), &batch[58..138]);
+        storage.append(&[entry(4, 3, b"d")]).unwrap();
+        let got = storage
+            .entries(2, 5, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(got[2].data.as_ref(), b"d");
+        assert_eq!(storage.term(4).unwrap(), 3);
+        assert_eq!(storage.last_index().unwrap(), 4);
+        storage
+            .append(&[entry(4, 4, b"e"), entry(5, 4, b"f")])
+            .unwrap();
+        storage.append(&[entry(5, 5, b"g")]).unwrap();
+        assert_eq!(storage.last_index().unwrap(), 5);
+        assert_eq!(storage.term(5).unwrap(), 5);
+        // An overwrite may also end the log earlier.
+        storage.append(&[entry(4, 6, b"h")]).unwrap();
+        assert_eq!(storage.last_index().unwrap(), 4);
+        assert_eq!(
+            storage.term(5),
+            Err(raft::Error::Store(StorageError::Unavailable))
+        );
+        let conf = ConfState::from(([1, 2], Vec::<u64>::new()));
+        storage
+            .save_local_snapshot(3, 2, &conf, Bytes::from_static(b"s"))
+            .unwrap();
+        assert_eq!(
+            storage.entries(2, 5, None, GetEntriesContext::empty(false)),
+            Err(raft::Error::Store(StorageError::Compacted))
+        );
+        assert_eq!(
+            storage.term(2),
+            Err(raft::Error::Store(StorageError::Compacted))
+        );
+        assert_eq!(
+            storage.term(3).unwrap(),
+            2,
+            "the purge point keeps its term"
+        );
+        assert_eq!(storage.recent().first(), Some(4));
     }
 
     #[test]

@@ -244,27 +244,7 @@ impl Net {
     }
 
     fn decide(&self, from: NodeId, to: NodeId) -> Fate {
-        let mut state = self.lock();
-        state.stats.sent += 1;
-        let faults = state.faults(from, to);
-        if faults.blocked || state.rng.chance(faults.drop_rate) {
-            state.stats.dropped += 1;
-            return Fate::Lost;
-        }
-        let delay = faults.delay + state.rng.duration_up_to(faults.jitter);
-        let copies = if state.rng.chance(faults.duplicate_rate) {
-            state.stats.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        let reordered = state.rng.chance(faults.reorder_rate);
-        Fate::Delivered {
-            delay,
-            copies,
-            reordered,
-            held: faults.held,
-        }
+        self.lock().decide(from, to)
     }
 
     /// Waits while the link is held. Returns false if the link is blocked when traffic would
@@ -319,14 +299,32 @@ impl Net {
         to: NodeId,
         request: Bytes,
     ) -> Option<Result<Bytes, TransportError>> {
-        let Fate::Delivered { delay, copies, .. } = self.decide(from, to) else {
+        // One lock for the common case: an undelayed, flowing link delivers as decided.
+        let (fate, now) = {
+            let mut state = self.lock();
+            let fate = state.decide(from, to);
+            let now = match fate {
+                Fate::Delivered {
+                    delay, held: false, ..
+                } if delay.is_zero() => Some(state.inbound.get(&to).cloned()),
+                _ => None,
+            };
+            (fate, now)
+        };
+        let Fate::Delivered { delay, copies, .. } = fate else {
             return None;
         };
-        pause(delay).await;
-        if !self.wait_until_flowing(from, to).await {
-            return None;
-        }
-        let Some(receiver) = self.receiver(to) else {
+        let receiver = match now {
+            Some(receiver) => receiver,
+            None => {
+                pause(delay).await;
+                if !self.wait_until_flowing(from, to).await {
+                    return None;
+                }
+                self.receiver(to)
+            }
+        };
+        let Some(receiver) = receiver else {
             return Some(Err(TransportError::Unreachable(to)));
         };
         if copies > 1 {
@@ -340,26 +338,52 @@ impl Net {
         }
         self.count_delivery();
         let reply = receiver.on_call(from, request).await;
-        let Fate::Delivered { delay, .. } = self.decide(to, from) else {
+        let Fate::Delivered { delay, held, .. } = self.decide(to, from) else {
             return None;
         };
-        pause(delay).await;
-        if !self.wait_until_flowing(to, from).await {
-            return None;
+        if !delay.is_zero() || held {
+            pause(delay).await;
+            if !self.wait_until_flowing(to, from).await {
+                return None;
+            }
         }
         Some(Ok(reply))
     }
 
     fn enqueue(self: &Arc<Self>, from: NodeId, to: NodeId, message: Bytes) {
+        // One lock for the common case: decide, and hand over at once when nothing is in the way.
+        let (fate, now) = {
+            let mut state = self.lock();
+            let fate = state.decide(from, to);
+            let now = match fate {
+                Fate::Delivered {
+                    delay,
+                    copies,
+                    reordered: false,
+                    held: false,
+                } => state.hand_over_now(from, to, delay, copies),
+                _ => None,
+            };
+            (fate, now)
+        };
         let Fate::Delivered {
             delay,
             copies,
             reordered,
-            held,
-        } = self.decide(from, to)
+            ..
+        } = fate
         else {
             return;
         };
+        if let Some(receiver) = now {
+            if let Some(receiver) = receiver {
+                for _ in 1..copies {
+                    receiver.on_message(from, message.clone());
+                }
+                receiver.on_message(from, message);
+            }
+            return;
+        }
         let deliver_at = Instant::now() + delay;
         if reordered {
             // Overtaking: this copy skips the link's queue and may arrive before earlier ones.
@@ -373,17 +397,6 @@ impl Net {
             return;
         }
         let queue = self.queue(from, to);
-        if delay.is_zero() && !held && queue.pending.load(Ordering::Acquire) == 0 {
-            // Nothing earlier is waiting on this link, so handing the message over now keeps
-            // link order and saves a task switch per message on an undelayed network.
-            if let Some(receiver) = self.receiver(to) {
-                for _ in 0..copies {
-                    self.count_delivery();
-                    receiver.on_message(from, message.clone());
-                }
-            }
-            return;
-        }
         for _ in 0..copies {
             let envelope = Envelope {
                 message: message.clone(),
@@ -434,6 +447,53 @@ async fn pause(delay: Duration) {
 }
 
 impl NetState {
+    fn decide(&mut self, from: NodeId, to: NodeId) -> Fate {
+        self.stats.sent += 1;
+        let faults = self.faults(from, to);
+        if faults.blocked || self.rng.chance(faults.drop_rate) {
+            self.stats.dropped += 1;
+            return Fate::Lost;
+        }
+        let delay = faults.delay + self.rng.duration_up_to(faults.jitter);
+        let copies = if self.rng.chance(faults.duplicate_rate) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        let reordered = self.rng.chance(faults.reorder_rate);
+        Fate::Delivered {
+            delay,
+            copies,
+            reordered,
+            held: faults.held,
+        }
+    }
+
+    /// The receiver of a message to `to` that may be handed over now: no delay and nothing
+    /// earlier still queued on the link (handing it over keeps link order and saves a task
+    /// switch). Counts the deliveries.
+    fn hand_over_now(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        delay: Duration,
+        copies: u8,
+    ) -> Option<Option<Arc<dyn Inbound>>> {
+        let queued = self
+            .queues
+            .get(&(from, to))
+            .is_some_and(|q| q.pending.load(Ordering::Acquire) > 0);
+        if !delay.is_zero() || queued {
+            return None;
+        }
+        let receiver = self.inbound.get(&to).cloned();
+        if receiver.is_some() {
+            self.stats.delivered += u64::from(copies);
+        }
+        Some(receiver)
+    }
+
     fn faults(&self, from: NodeId, to: NodeId) -> LinkFaults {
         self.links
             .get(&(from, to))
