@@ -100,6 +100,7 @@ pub async fn run(
         backend: backend.name().into(),
         storage: storage.name().into(),
         fsync_floor: None,
+        store_floor: None,
         fsyncs_per_write: (storage != Storage::Memory)
             .then(|| syncs as f64 / totals.writes_ok.max(1) as f64),
         write_throughput: totals.writes_ok as f64 / elapsed,

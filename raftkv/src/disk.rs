@@ -1,5 +1,7 @@
 //! The disk's own durability floor, measured in the run that uses it: sequential 4 KiB writes,
-//! each followed by an fsync, in the data directory.
+//! each followed by an fsync, in the data directory. Beside it, the log store's own floor: what
+//! one `RedbLogStore` commit of a single small entry costs there, with one store alone and with
+//! one store per node syncing at once, as the nodes of a local cluster share the disk.
 //!
 //! The writes go to space allocated beforehand, as a database's log writes mostly do: a write
 //! that grows the file also makes every sync commit the file system's journal, which measures
@@ -10,6 +12,9 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use raftengine::{LogEntry, LogStore};
+use raftengine_redb::RedbLogStore;
 use serde::Serialize;
 
 const BLOCK: usize = 4096;
@@ -65,6 +70,74 @@ fn measure(path: &Path, budget: Duration) -> std::io::Result<FsyncFloor> {
     })
 }
 
+/// The mean time of one `RedbLogStore` append of a single 64-byte entry, which is one redb
+/// commit and one sync, measured in the data directory.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StoreFloor {
+    /// With one store writing, in µs.
+    pub alone_us: f64,
+    /// With `writers` stores (one file each) writing at once, in µs per commit of each.
+    pub shared_us: f64,
+    /// Stores in the shared measurement.
+    pub writers: usize,
+}
+
+/// Measures about `budget` alone, then about `budget` with `writers` stores at once, in scratch
+/// files in `dir` that are removed afterwards.
+pub fn store_floor(dir: &Path, writers: usize, budget: Duration) -> Result<StoreFloor, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let alone = commit_times(dir, 1, budget)?;
+    let shared = commit_times(dir, writers.max(1), budget)?;
+    Ok(StoreFloor {
+        alone_us: alone,
+        shared_us: shared,
+        writers: writers.max(1),
+    })
+}
+
+/// The mean commit time over `writers` stores appending one entry at a time for `budget`.
+fn commit_times(dir: &Path, writers: usize, budget: Duration) -> Result<f64, String> {
+    let runs: Vec<_> = (0..writers)
+        .map(|i| {
+            let path = dir.join(format!("raftkv-store-probe-{i}.redb"));
+            std::thread::spawn(move || {
+                let _ = std::fs::remove_file(&path);
+                let result = append_loop(&path, budget);
+                let _ = std::fs::remove_file(&path);
+                result
+            })
+        })
+        .collect();
+    let mut total = Duration::ZERO;
+    let mut commits = 0u64;
+    for run in runs {
+        let (elapsed, n) = run
+            .join()
+            .map_err(|_| "the store probe panicked".to_string())??;
+        total += elapsed;
+        commits += n;
+    }
+    Ok(total.as_secs_f64() * 1e6 / commits.max(1) as f64)
+}
+
+fn append_loop(path: &Path, budget: Duration) -> Result<(Duration, u64), String> {
+    let store = RedbLogStore::open(path).map_err(|e| e.to_string())?;
+    let log = store.group(1);
+    let payload = Bytes::from(vec![0x5a; 64]);
+    let started = Instant::now();
+    let mut index = 0;
+    while index < 20 || started.elapsed() < budget {
+        index += 1;
+        log.append(&[LogEntry {
+            index,
+            term: 1,
+            payload: payload.clone(),
+        }])
+        .map_err(|e| e.to_string())?;
+    }
+    Ok((started.elapsed(), index))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +149,11 @@ mod tests {
         assert!(floor.samples >= 20);
         assert!(floor.per_sec > 0.0 && floor.mean_us > 0.0);
         assert!(!dir.join("raftkv-fsync-probe").exists());
+        let store = store_floor(&dir, 2, Duration::from_millis(20)).unwrap();
+        assert_eq!(store.writers, 2);
+        assert!(store.alone_us > 0.0 && store.shared_us > 0.0);
+        assert!(!dir.join("raftkv-store-probe-0.redb").exists());
+        assert!(!dir.join("raftkv-store-probe-1.redb").exists());
         let _ = std::fs::remove_dir(&dir);
     }
 }

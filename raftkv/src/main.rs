@@ -139,6 +139,13 @@ async fn run(options: Options, events: Events) -> ExitCode {
             (Some(a), Some(b)) => Some(if a.per_sec >= b.per_sec { a } else { b }),
             (a, b) => a.or(b),
         };
+        report.store_floor = match store_floor(&options) {
+            Ok(floor) => floor,
+            Err(problem) => {
+                eprintln!("raftkv: {problem}");
+                return ExitCode::FAILURE;
+            }
+        };
         if options.crashes > 0 {
             eprintln!(
                 "[{}] timing {} leader crashes ...",
@@ -204,6 +211,24 @@ fn disk_floor(options: &Options) -> Result<Option<disk::FsyncFloor>, String> {
         dir.display(),
         floor.per_sec,
         floor.mean_us
+    );
+    Ok(Some(floor))
+}
+
+/// The redb commit floor of `--data-dir`, if one was given (about one second of probing).
+fn store_floor(options: &Options) -> Result<Option<disk::StoreFloor>, String> {
+    let Some(dir) = &options.data_dir else {
+        return Ok(None);
+    };
+    let nodes = usize::try_from(options.nodes).unwrap_or(usize::MAX);
+    let floor = disk::store_floor(dir, nodes, Duration::from_millis(500))
+        .map_err(|e| format!("measuring redb commits in {}: {e}", dir.display()))?;
+    eprintln!(
+        "[disk] {}: a one-entry redb commit takes {:.0} µs alone, {:.0} µs with {} stores at once",
+        dir.display(),
+        floor.alone_us,
+        floor.shared_us,
+        floor.writers
     );
     Ok(Some(floor))
 }

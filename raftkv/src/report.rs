@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::disk::FsyncFloor;
+use crate::disk::{FsyncFloor, StoreFloor};
 use crate::failover::FailoverStats;
 use crate::stats::{ErrorCounts, LatencySummary};
 
@@ -46,6 +46,9 @@ pub struct BackendReport {
     /// The disk's single-writer floor, measured right before and after this backend's run
     /// (the faster probe; redb only).
     pub fsync_floor: Option<FsyncFloor>,
+    /// What one redb log commit of one small entry costs on the same disk, alone and with one
+    /// store per node at once, measured before this backend's run (redb only).
+    pub store_floor: Option<StoreFloor>,
     /// fsyncs on all three nodes' files per successful write during the workload (redb only).
     pub fsyncs_per_write: Option<f64>,
     /// Successful writes (puts and conditional writes) per second.
@@ -122,6 +125,16 @@ pub fn table(reports: &[BackendReport]) -> String {
         row("disk floor (4 KiB + fsync)", &|r| {
             r.fsync_floor.map_or("-".to_string(), |f| {
                 format!("{:.0} fsync/s ({:.0} µs)", f.per_sec, f.mean_us)
+            })
+        });
+        row("redb commit alone / per node", &|r| {
+            r.store_floor.map_or("-".to_string(), |f| {
+                format!("{:.0} µs / {:.0} µs", f.alone_us, f.shared_us)
+            })
+        });
+        row("commit p50 in fsync times", &|r| {
+            r.fsync_floor.map_or("-".to_string(), |f| {
+                format!("{:.1}", r.commit_latency.p50_us / f.mean_us.max(1e-9))
             })
         });
         row("durable writes / floor", &|r| {
@@ -248,6 +261,11 @@ mod tests {
                 per_sec: 500.0,
                 mean_us: 2000.0,
                 samples: 100,
+            }),
+            store_floor: Some(StoreFloor {
+                alone_us: 3000.0,
+                shared_us: 5000.0,
+                writers: 3,
             }),
             fsyncs_per_write: Some(0.5),
             write_throughput: 1234.4,

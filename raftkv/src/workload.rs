@@ -247,26 +247,26 @@ async fn note_error(totals: &mut ClientTotals, router: &Router, error: &raftengi
 }
 
 /// Raw proposals of KV puts straight into an engine: the adapter side of the overhead ratio.
+///
+/// Each client overwrites its own key, as in both direct baselines (openraft-memstore keeps one
+/// entry per client), so all three keep the same bounded state and snapshot it as cheaply.
 pub struct EngineWriter {
     engine: Arc<dyn Engine>,
-    value: Bytes,
+    value_size: usize,
 }
 
 impl EngineWriter {
     /// Writes `value_size`-byte values through `engine`.
     pub fn new(engine: Arc<dyn Engine>, value_size: usize) -> Self {
-        Self {
-            engine,
-            value: Bytes::from(vec![b'v'; value_size]),
-        }
+        Self { engine, value_size }
     }
 }
 
 impl WriteTarget for EngineWriter {
     fn write(&self, client: usize, serial: u64) -> impl Future<Output = Result<(), String>> + Send {
         let command = KvCommand::Put {
-            key: Bytes::from(format!("{client}/{serial}")),
-            value: self.value.clone(),
+            key: put_key(client),
+            value: value_for(client, serial, self.value_size),
         }
         .encode();
         let engine = Arc::clone(&self.engine);

@@ -1,13 +1,18 @@
 //! raft-rs driven directly: `RawNode<MemStorage>` per node, raft `Message`s moved between tasks
 //! without encoding, the textbook ready loop. No raftengine code in the path; this is the
 //! yardstick the raft-rs adapter's overhead is measured against.
+//!
+//! With [`Wire::Encoded`] it also does the encoding any real deployment does: messages cross as
+//! protobuf bytes, and every persisted entry is encoded into a byte log beside `MemStorage`, as
+//! a store on disk must hold it (openraft's memstore, the other baseline, serializes its log
+//! entries too).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft::eraftpb::{Entry, EntryType, Message};
+use raft::eraftpb::{Entry, EntryType, Message, MessageType};
 use raft::storage::MemStorage;
 use raft::{Config, RawNode, StateRole};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,7 +36,7 @@ pub struct DirectRaftRs {
     leader_inbox: mpsc::UnboundedSender<Input>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    value: Vec<u8>,
+    value_len: usize,
 }
 
 impl DirectCluster for DirectRaftRs {
@@ -82,6 +87,8 @@ impl DirectCluster for DirectRaftRs {
                 next_request: 0,
                 state: HashMap::new(),
                 leading: (id == 1).then(|| leading_tx.clone()),
+                log: Vec::new(),
+                log_start: 1,
             };
             let inbox = receivers.remove(&id).ok_or("missing inbox")?;
             tasks.push(tokio::spawn(driver.run(inbox, stopped.clone())));
@@ -95,7 +102,7 @@ impl DirectCluster for DirectRaftRs {
             leader_inbox,
             stop,
             tasks,
-            value: vec![b'v'; value_size],
+            value_len: value_size,
         })
     }
 
@@ -110,8 +117,10 @@ impl DirectCluster for DirectRaftRs {
 
 impl WriteTarget for DirectRaftRs {
     fn write(&self, client: usize, serial: u64) -> impl Future<Output = Result<(), String>> + Send {
-        let mut command = format!("{client}/{serial}=").into_bytes();
-        command.extend_from_slice(&self.value);
+        // One key per client, overwritten by each write, as in the adapter's write path.
+        let mut command = crate::workload::put_key(client).to_vec();
+        command.push(b'=');
+        command.extend_from_slice(&crate::workload::value_for(client, serial, self.value_len));
         let inbox = self.leader_inbox.clone();
         async move {
             let (done, applied) = oneshot::channel();
@@ -135,6 +144,9 @@ struct Driver {
     next_request: u64,
     state: HashMap<Vec<u8>, Vec<u8>>,
     leading: Option<watch::Sender<bool>>,
+    /// Encoded entries by index, from `log_start` on ([`Wire::Encoded`] only).
+    log: Vec<Bytes>,
+    log_start: u64,
 }
 
 impl Driver {
@@ -150,10 +162,19 @@ impl Driver {
                 _ = ticker.tick() => { self.node.tick(); }
                 input = inbox.recv() => {
                     let Some(input) = input else { return };
-                    self.handle(input);
-                    while let Ok(more) = inbox.try_recv() {
-                        self.handle(more);
+                    // As the adapter does: proposals that arrived together become one raft-rs
+                    // message, so they leave as one append per follower.
+                    let mut proposals = Vec::new();
+                    for input in std::iter::once(input).chain(std::iter::from_fn(|| inbox.try_recv().ok())) {
+                        match input {
+                            Input::Propose(command, done) => proposals.push((command, done)),
+                            other => {
+                                self.propose(std::mem::take(&mut proposals));
+                                self.handle(other);
+                            }
+                        }
                     }
+                    self.propose(proposals);
                 }
             }
             self.on_ready();
@@ -176,16 +197,33 @@ impl Driver {
                     let _ = self.node.step(message);
                 }
             }
-            Input::Propose(command, done) => {
-                let request = self.next_request;
-                self.next_request += 1;
-                if self
-                    .node
-                    .propose(request.to_le_bytes().to_vec(), command)
-                    .is_ok()
-                {
-                    self.pending.insert(request, done);
-                }
+            Input::Propose(command, done) => self.propose(vec![(command, done)]),
+        }
+    }
+
+    /// One `MsgPropose` carrying every command of `batch`, as `RawNode::propose` builds for one.
+    fn propose(&mut self, batch: Vec<(Vec<u8>, oneshot::Sender<()>)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let first = self.next_request;
+        self.next_request += batch.len() as u64;
+        let mut message = Message::default();
+        message.set_msg_type(MessageType::MsgPropose);
+        message.from = self.node.raft.id;
+        let (commands, dones): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let entries: Vec<Entry> = (first..)
+            .zip(commands)
+            .map(|(request, command)| Entry {
+                data: command.into(),
+                context: request.to_le_bytes().to_vec().into(),
+                ..Default::default()
+            })
+            .collect();
+        message.set_entries(entries.into());
+        if self.node.raft.step(message).is_ok() {
+            for (request, done) in (first..).zip(dones) {
+                self.pending.insert(request, done);
             }
         }
     }
@@ -202,6 +240,9 @@ impl Driver {
         }
         self.apply(ready.take_committed_entries());
         let _ = self.node.mut_store().wl().append(ready.entries());
+        if self.wire == Wire::Encoded {
+            self.encode_entries(ready.entries());
+        }
         if let Some(hard_state) = ready.hs() {
             self.node.mut_store().wl().set_hardstate(hard_state.clone());
         }
@@ -239,6 +280,26 @@ impl Driver {
                     tokio::time::sleep(delay).await;
                     let _ = peer.send(input);
                 });
+            }
+        }
+    }
+
+    /// Keeps `entries` as bytes, the later replacing the earlier from their first index on.
+    fn encode_entries(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        let keep =
+            usize::try_from(first.index.saturating_sub(self.log_start)).unwrap_or(usize::MAX);
+        if first.index < self.log_start || keep > self.log.len() {
+            self.log.clear();
+            self.log_start = first.index;
+        } else {
+            self.log.truncate(keep);
+        }
+        for entry in entries {
+            if let Ok(bytes) = entry.write_to_bytes() {
+                self.log.push(Bytes::from(bytes));
             }
         }
     }

@@ -342,6 +342,7 @@ mod tests {
             backend: "raftrs".into(),
             storage: "memory".into(),
             fsync_floor: None,
+            store_floor: None,
             fsyncs_per_write: None,
             write_throughput: 1_000.0,
             commit_latency: LatencySummary {
