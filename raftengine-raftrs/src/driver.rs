@@ -110,6 +110,8 @@ pub(crate) struct Driver {
     in_flight: VecDeque<(u64, Vec<Message>)>,
     /// The configuration as read by every iteration; refreshed before each use.
     conf: ConfCache,
+    /// The term of the last published status if it showed this node leading.
+    published_leader_term: Option<u64>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -177,6 +179,7 @@ impl Driver {
             completions: init.completions,
             in_flight: VecDeque::new(),
             conf,
+            published_leader_term: None,
         };
         driver.randomize_election_timeout(true);
         driver.publish();
@@ -771,6 +774,12 @@ impl Driver {
         if messages.is_empty() {
             return;
         }
+        // A new leader's first messages let peers act on its leadership at once (the old
+        // leader's transfer returns), so its own status must say so before they leave.
+        let raft = &self.node.raft;
+        if raft.state == StateRole::Leader && self.published_leader_term != Some(raft.term) {
+            self.publish();
+        }
         let raft = &self.node.raft;
         let leading = raft.state == StateRole::Leader;
         self.acks.set_leader_term(leading.then_some(raft.term));
@@ -1043,6 +1052,7 @@ impl Driver {
 
     fn publish(&mut self) {
         let raft = &self.node.raft;
+        self.published_leader_term = (raft.state == StateRole::Leader).then_some(raft.term);
         self.conf.refresh(raft.prs());
         self.conf.adopt(&self.shared.status.borrow().membership);
         let membership = self.conf.membership();

@@ -594,12 +594,22 @@ pub async fn transfer_to_live_target<B: Backend>(h: &Harness<B>) -> Result<(), F
         result.as_ref().ok() == Some(&target),
         "transfer to {target}: expected Ok({target}), got {result:?}"
     );
-    let status = cluster.engine(target)?.status();
-    ensure!(
-        status.role == Role::Leader,
-        "transfer returned but target {target} is {:?}",
-        status.role
-    );
+    // The target leads once it has its votes; its own status is its view of that, published
+    // as its library reports it, and may trail by a scheduling step the moment a peer first
+    // hears from it as leader. It must show leadership within a heartbeat.
+    let engine = cluster.engine(target)?;
+    let within = cluster.config().heartbeat_interval;
+    if let Err(late) = cluster
+        .wait_until("target status shows leadership", within, |_| {
+            engine.status().role == Role::Leader
+        })
+        .await
+    {
+        return Err(late.context(format!(
+            "transfer returned but target {target} is {:?}",
+            engine.status().role
+        )));
+    }
     let old = cluster.engine(leader)?.status();
     ensure!(
         old.role != Role::Leader && old.transferring_to.is_none(),
