@@ -194,8 +194,15 @@ impl Driver {
         let stop = &shared.stop;
         let persisted = self.completions.as_ref().map(|c| Arc::clone(&c.wake));
         let mut next_tick = clock.now() + tick;
+        // One stop waiter and one timer for the task's life, re-armed each iteration: a fresh
+        // pair per iteration registered and deregistered both every time.
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        let timer = tokio::time::sleep(std::time::Duration::ZERO);
+        tokio::pin!(timer);
         loop {
             let wait = next_tick.saturating_duration_since(clock.now());
+            timer.as_mut().reset(Instant::now() + wait);
             let mut batch = Vec::new();
             let mut ticked = false;
             // `biased`: a deterministic branch order keeps seeded runs replayable. Ticks cannot
@@ -214,7 +221,7 @@ impl Driver {
                     }
                     None => batch.push(Event::Shutdown),
                 },
-                _ = stop.notified() => batch.push(Event::Shutdown),
+                () = &mut stopped => batch.push(Event::Shutdown),
                 // A ready became durable: the iteration takes its completion first.
                 _ = async {
                     match &persisted {
@@ -222,7 +229,7 @@ impl Driver {
                         None => std::future::pending().await,
                     }
                 } => {}
-                _ = tokio::time::sleep(wait) => {}
+                () = &mut timer => {}
             }
             let now = clock.now();
             if now >= next_tick {
