@@ -240,10 +240,10 @@ fn raft_config(config: &Config, ticks: &Ticks, applied: u64) -> raft::Config {
         applied,
         max_size_per_msg: (1u64 << 20).min(max_uncommitted),
         max_inflight_msgs: 256,
-        // Proposals stepped in one driver iteration leave as one append per follower, not one
-        // each: raft-rs otherwise pipelines a message per proposal, so encoding, sending and
-        // acknowledging cost grows with the proposal rate instead of the iteration rate. The
-        // merged message stays within `max_uncommitted_size`.
+        // Off (raft-rs's default), deliberately: with it, duplicated or reordered messages made
+        // a follower panic inside raft-rs ("to_commit … is out of range"). The driver batches
+        // the proposals of an iteration into one `MsgPropose` instead, which gives the same one
+        // append per follower.
         batch_append: false,
         check_quorum: true,
         pre_vote: true,

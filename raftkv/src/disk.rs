@@ -86,12 +86,11 @@ pub struct StoreFloor {
 /// files in `dir` that are removed afterwards.
 pub fn store_floor(dir: &Path, writers: usize, budget: Duration) -> Result<StoreFloor, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let alone = commit_times(dir, 1, budget)?;
-    let shared = commit_times(dir, writers.max(1), budget)?;
+    let writers = writers.max(1);
     Ok(StoreFloor {
-        alone_us: alone,
-        shared_us: shared,
-        writers: writers.max(1),
+        alone_us: commit_times(dir, 1, budget)?,
+        shared_us: commit_times(dir, writers, budget)?,
+        writers,
     })
 }
 

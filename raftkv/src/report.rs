@@ -47,7 +47,7 @@ pub struct BackendReport {
     /// (the faster probe; redb only).
     pub fsync_floor: Option<FsyncFloor>,
     /// What one redb log commit of one small entry costs on the same disk, alone and with one
-    /// store per node at once, measured before this backend's run (redb only).
+    /// store per node at once, measured right after this backend's run (redb only).
     pub store_floor: Option<StoreFloor>,
     /// fsyncs on all three nodes' files per successful write during the workload (redb only).
     pub fsyncs_per_write: Option<f64>,
