@@ -24,37 +24,43 @@ pub(crate) struct Envelope {
     pub(crate) message: Message,
 }
 
-/// Encodes an envelope: version, token, echo, then the protobuf message.
-pub(crate) fn encode_envelope(envelope: &Envelope) -> Option<Bytes> {
-    // The message is written straight after the header into one buffer sized up front: one
-    // allocation and no copy of the body, which for an append carries the entries.
-    let size = usize::try_from(envelope.message.compute_size()).ok()?;
-    let mut buf = Vec::with_capacity(17 + size);
-    buf.put_u8(WIRE_VERSION);
-    buf.put_u64(envelope.token);
-    buf.put_u64(envelope.echo);
-    {
-        let mut out = protobuf::CodedOutputStream::vec(&mut buf);
-        envelope.message.write_to_with_cached_sizes(&mut out).ok()?;
-        out.flush().ok()?;
-    }
+/// Bytes before the protobuf message: version, token, echo.
+const ENVELOPE_HEADER: usize = 17;
+
+/// Encodes an envelope (see [`Envelope`]) from its parts: version, token, echo, then the
+/// protobuf message.
+pub(crate) fn encode_envelope(token: u64, echo: u64, message: &Message) -> Option<Bytes> {
+    // One buffer of the exact size, the message written into its tail as protobuf's own
+    // `write_to_bytes` does (a fixed slice: no growth checks, no reallocation, no copy of the
+    // body, which for an append carries the entries).
+    let size = usize::try_from(message.compute_size()).ok()?;
+    let mut buf = vec![0u8; ENVELOPE_HEADER + size];
+    let (header, body) = buf.split_at_mut(ENVELOPE_HEADER);
+    header[0] = WIRE_VERSION;
+    header[1..9].copy_from_slice(&token.to_be_bytes());
+    header[9..17].copy_from_slice(&echo.to_be_bytes());
+    let mut out = protobuf::CodedOutputStream::bytes(body);
+    // The sizes `compute_size` cached are the ones this write uses, so the body fills the
+    // slice exactly; a slice too small is an error here, not a panic.
+    message.write_to_with_cached_sizes(&mut out).ok()?;
     Some(Bytes::from(buf))
 }
 
 /// Decodes an envelope; `None` for anything malformed.
 pub(crate) fn decode_envelope(bytes: &[u8]) -> Option<Envelope> {
     let mut buf = bytes;
-    if buf.remaining() < 17 || buf.get_u8() != WIRE_VERSION {
+    if buf.remaining() < ENVELOPE_HEADER || buf.get_u8() != WIRE_VERSION {
         return None;
     }
-    let token = buf.get_u64();
-    let echo = buf.get_u64();
-    let message = Message::parse_from_bytes(buf).ok()?;
-    Some(Envelope {
-        token,
-        echo,
-        message,
-    })
+    let mut envelope = Envelope {
+        token: buf.get_u64(),
+        echo: buf.get_u64(),
+        message: Message::default(),
+    };
+    // Parsed in place: a raft message is a few hundred bytes, and each move through a
+    // `Result` and an `Option` copied it.
+    envelope.message.merge_from_bytes(buf).ok()?;
+    Some(envelope)
 }
 
 /// Encodes a raft entry as a log-store payload.
@@ -180,13 +186,32 @@ mod tests {
         message.from = 1;
         message.to = 2;
         message.term = 7;
-        let envelope = Envelope {
-            token: 42,
-            echo: 9,
-            message,
-        };
-        let bytes = encode_envelope(&envelope).unwrap();
-        assert_eq!(decode_envelope(&bytes), Some(envelope));
+        let bytes = encode_envelope(42, 9, &message).unwrap();
+        assert_eq!(
+            decode_envelope(&bytes),
+            Some(Envelope {
+                token: 42,
+                echo: 9,
+                message,
+            })
+        );
+        let mut append = Message::default();
+        append.set_msg_type(MessageType::MsgAppend);
+        append.to = 3;
+        append.set_entries(
+            (1..=3)
+                .map(|index| Entry {
+                    index,
+                    term: 2,
+                    data: vec![index as u8; 100].into(),
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        let decoded = decode_envelope(&encode_envelope(0, u64::MAX, &append).unwrap()).unwrap();
+        assert_eq!((decoded.token, decoded.echo), (0, u64::MAX));
+        assert_eq!(decoded.message, append);
         assert_eq!(decode_envelope(b""), None);
         assert_eq!(decode_envelope(&[9; 40]), None);
         let mut corrupt = bytes.to_vec();

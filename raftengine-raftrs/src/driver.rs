@@ -35,7 +35,7 @@ use raftengine::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::codec::{self, Envelope, RequestId, RequestKind};
+use crate::codec::{self, RequestId, RequestKind};
 use crate::errors::{NodeView, map_error};
 use crate::membership::{self, Change, ConfCache};
 use crate::persist::{Completions, Persisted};
@@ -95,6 +95,8 @@ pub(crate) struct Driver {
     led: Option<u64>,
     /// Acknowledgements count from this instant on: leadership start or a transfer abort.
     leader_since: Instant,
+    /// The clock's reading when the current iteration woke up.
+    woke_at: Instant,
     quorum_lost: bool,
     /// Whether a transfer was running at the end of the previous iteration.
     was_transferring: bool,
@@ -170,6 +172,7 @@ impl Driver {
             vote_drop_until,
             led: None,
             leader_since: now,
+            woke_at: now,
             quorum_lost: false,
             was_transferring: false,
             last_role_term,
@@ -200,9 +203,16 @@ impl Driver {
         tokio::pin!(stopped);
         let timer = tokio::time::sleep(std::time::Duration::ZERO);
         tokio::pin!(timer);
+        // The tick the timer is armed for. Re-arming costs two clock readings and a timer
+        // update, so it happens only when the tick moved or the timer fired early (the clock
+        // behind tokio's); a tick is taken only once the clock says it is due, whatever woke us.
+        let mut armed_for = None;
         loop {
-            let wait = next_tick.saturating_duration_since(clock.now());
-            timer.as_mut().reset(Instant::now() + wait);
+            if armed_for != Some(next_tick) || timer.is_elapsed() {
+                let wait = next_tick.saturating_duration_since(clock.now());
+                timer.as_mut().reset(Instant::now() + wait);
+                armed_for = Some(next_tick);
+            }
             let mut batch = Vec::new();
             let mut ticked = false;
             // `biased`: a deterministic branch order keeps seeded runs replayable. Ticks cannot
@@ -232,6 +242,7 @@ impl Driver {
                 () = &mut timer => {}
             }
             let now = clock.now();
+            self.woke_at = now;
             if now >= next_tick {
                 ticked = true;
                 next_tick += tick;
@@ -388,7 +399,7 @@ impl Driver {
             );
             return;
         };
-        let message = envelope.message;
+        let message = &envelope.message;
         if from == 0 || message.from != from || message.to != self.shared.id {
             tracing::warn!(
                 node = self.shared.id,
@@ -424,6 +435,10 @@ impl Driver {
             }
             self.vote_drop_until = None;
         }
+        if msg_type == MessageType::MsgSnapshot {
+            // raft-rs restores the snapshot's configuration while stepping it.
+            self.conf.mark_stale();
+        }
         self.acks.on_received(from, envelope.token);
         if matches!(
             msg_type,
@@ -431,7 +446,7 @@ impl Driver {
         ) {
             self.acks.on_ack(from, message.term, envelope.echo);
         }
-        if let Err(err) = self.node.step(message) {
+        if let Err(err) = self.node.step(envelope.message) {
             let err = map_error(err, &self.view());
             tracing::debug!(node = self.shared.id, from, %err, "raft-rs refused a message");
         }
@@ -791,7 +806,9 @@ impl Driver {
         let leading = raft.state == StateRole::Leader;
         self.acks.set_leader_term(leading.then_some(raft.term));
         let term = raft.term;
-        let now = self.shared.clock.now();
+        // The iteration's wake-up time: at or before the real send time, so an acknowledgement
+        // of these messages never anchors a lease later than the send.
+        let now = self.woke_at;
         for message in messages {
             let to = message.to;
             let msg_type = message.get_msg_type();
@@ -806,12 +823,7 @@ impl Driver {
             } else {
                 0
             };
-            let envelope = Envelope {
-                token,
-                echo: self.acks.echo_for(to),
-                message,
-            };
-            match codec::encode_envelope(&envelope) {
+            match codec::encode_envelope(token, self.acks.echo_for(to), &message) {
                 Some(bytes) => self.shared.transport.send(to, bytes),
                 None => {
                     tracing::warn!(node = self.shared.id, to, "a raft message failed to encode")
@@ -826,6 +838,7 @@ impl Driver {
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        self.conf.mark_stale();
         let meta = snapshot.get_metadata();
         self.state_machine
             .lock()
@@ -885,6 +898,7 @@ impl Driver {
                 }
             }
             EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                self.conf.mark_stale();
                 let applied = if entry.get_entry_type() == EntryType::EntryConfChange {
                     ConfChange::parse_from_bytes(&entry.data)
                         .map_err(raft::Error::from)

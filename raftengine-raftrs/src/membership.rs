@@ -27,13 +27,18 @@ pub(crate) enum Change {
 
 /// raft-rs's current configuration in the two shapes the driver reads on every iteration,
 /// rebuilt only when the configuration itself changed (a change applied, a snapshot, a
-/// restart): building them allocates, and comparing is a few set lookups.
+/// restart): building them allocates. Even comparing (a few set lookups, twice an iteration)
+/// showed in profiles, so the driver marks the cache stale at the only two places raft-rs
+/// changes its configuration once running: applying a configuration change and stepping a
+/// snapshot (raft-rs restores the snapshot's configuration inside `step`).
 pub(crate) struct ConfCache {
     /// Whether a tracker's configuration still equals the one this cache was built from.
     /// (raft-rs does not export the configuration's type, so the copy lives in a closure.)
     unchanged: Box<dyn Fn(&ProgressTracker) -> bool + Send>,
     conf: ConfState,
     membership: Arc<Membership>,
+    /// Whether the configuration may have changed since the last comparison.
+    stale: bool,
 }
 
 impl ConfCache {
@@ -45,14 +50,25 @@ impl ConfCache {
             membership: Arc::new(membership_of(&conf)),
             conf,
             unchanged: Box::new(move |prs| *prs.conf() == source),
+            stale: false,
         }
     }
 
-    /// Rebuilds the cache if `prs`'s configuration differs from the cached one.
+    /// Notes that raft-rs may have changed its configuration: the next refresh compares.
+    pub(crate) fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
+    /// After [`ConfCache::mark_stale`], rebuilds the cache if `prs`'s configuration differs
+    /// from the cached one.
     pub(crate) fn refresh(&mut self, prs: &ProgressTracker) {
-        if !(self.unchanged)(prs) {
+        if std::mem::take(&mut self.stale) && !(self.unchanged)(prs) {
             *self = Self::of(prs);
         }
+        debug_assert!(
+            (self.unchanged)(prs),
+            "raft-rs changed its configuration without a configuration change or a snapshot"
+        );
     }
 
     /// The configuration as raft-rs's `ConfState`.

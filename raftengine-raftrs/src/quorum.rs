@@ -10,7 +10,7 @@
 //!
 //! Tokens embed this start's incarnation so an echo from before a restart never matches.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use raft::eraftpb::ConfState;
 use tokio::time::Instant;
@@ -26,8 +26,8 @@ pub(crate) struct AckTracker {
     /// The leader term being tracked, if leading.
     term: Option<u64>,
     sent: VecDeque<(u64, Instant)>,
-    acked: HashMap<u64, Instant>,
-    received: HashMap<u64, u64>,
+    acked: BTreeMap<u64, Instant>,
+    received: BTreeMap<u64, u64>,
 }
 
 /// What the tracker concludes for the current configuration.
@@ -49,8 +49,8 @@ impl AckTracker {
             counter: 0,
             term: None,
             sent: VecDeque::new(),
-            acked: HashMap::new(),
-            received: HashMap::new(),
+            acked: BTreeMap::new(),
+            received: BTreeMap::new(),
         }
     }
 
@@ -101,10 +101,21 @@ impl AckTracker {
         if self.term != Some(msg_term) || echo == 0 {
             return;
         }
-        let Ok(pos) = self.sent.binary_search_by_key(&echo, |(t, _)| *t) else {
+        // Tokens are consecutive in `sent` (one counter, oldest popped first), so an echo's
+        // place is its distance from the oldest.
+        let Some(&(oldest, _)) = self.sent.front() else {
             return;
         };
-        let sent_at = self.sent[pos].1;
+        let Some(&(token, sent_at)) = echo
+            .checked_sub(oldest)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| self.sent.get(at))
+        else {
+            return;
+        };
+        if token != echo {
+            return;
+        }
         let best = self.acked.entry(from).or_insert(sent_at);
         if *best < sent_at {
             *best = sent_at;
@@ -142,7 +153,7 @@ impl From<AckAt> for QuorumTime {
 }
 
 /// The `majority`-th newest acknowledgement of a group; an empty group places no constraint.
-fn majority_time(voters: &[u64], self_id: u64, acked: &HashMap<u64, Instant>) -> Option<AckAt> {
+fn majority_time(voters: &[u64], self_id: u64, acked: &BTreeMap<u64, Instant>) -> Option<AckAt> {
     if voters.is_empty() {
         return Some(AckAt::Infinite);
     }
@@ -226,6 +237,42 @@ mod tests {
         t.on_ack(4, 1, a);
         t.on_ack(5, 1, a);
         assert_eq!(t.quorum_time(&joint, 1), QuorumTime::At(now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_remembered_tokens_count_across_eviction_and_forgetting() {
+        let mut t = AckTracker::new(1);
+        t.set_leader_term(Some(2));
+        let start = Instant::now();
+        let evicted = t.token_for_send(start);
+        for _ in 1..MAX_SENT {
+            t.token_for_send(start);
+        }
+        tokio::time::advance(std::time::Duration::from_millis(5)).await;
+        let newest_at = Instant::now();
+        let newest = t.token_for_send(newest_at);
+        t.on_ack(2, 2, evicted);
+        assert_eq!(t.quorum_time(&conf(&[1, 2, 3]), 1), QuorumTime::None);
+        t.on_ack(2, 2, newest + 1);
+        assert_eq!(t.quorum_time(&conf(&[1, 2, 3]), 1), QuorumTime::None);
+        t.on_ack(2, 2, evicted + 1);
+        assert_eq!(t.quorum_time(&conf(&[1, 2, 3]), 1), QuorumTime::At(start));
+        t.on_ack(3, 2, newest);
+        t.on_ack(2, 2, newest);
+        assert_eq!(
+            t.quorum_time(&conf(&[1, 2, 3]), 1),
+            QuorumTime::At(newest_at)
+        );
+        // After forgetting, a token sent before does not count; one sent after does.
+        t.forget();
+        t.on_ack(2, 2, newest);
+        assert_eq!(t.quorum_time(&conf(&[1, 2, 3]), 1), QuorumTime::None);
+        let after = t.token_for_send(newest_at);
+        t.on_ack(2, 2, after);
+        assert_eq!(
+            t.quorum_time(&conf(&[1, 2, 3]), 1),
+            QuorumTime::At(newest_at)
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use raftengine::{Capabilities, Clock, Inbound, NodeId, Transport};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::codec::{Envelope, decode_envelope, encode_envelope};
+use crate::codec::{decode_envelope, encode_envelope};
 use crate::timing::Ticks;
 
 conformance_tests::engine_backend!(RaftRs, "raftrs", crate::RaftRsEngine);
@@ -60,12 +60,7 @@ fn pre_vote(to: NodeId, term: u64) -> Bytes {
     message.term = term;
     message.log_term = u64::MAX / 2;
     message.index = u64::MAX / 2;
-    encode_envelope(&Envelope {
-        token: 0,
-        echo: 0,
-        message,
-    })
-    .unwrap_or_default()
+    encode_envelope(0, 0, &message).unwrap_or_default()
 }
 
 #[test]

@@ -58,6 +58,10 @@ pub(crate) struct RaftStorage {
     persister: Option<Persister>,
     /// The newest entries written, so raft-rs's reads of them skip the store.
     recent: Mutex<Recent>,
+    /// The store's purge point, as of the last purge or snapshot install through this
+    /// storage (the only writer of the store): raft-rs asks for the first index many times
+    /// per ready, and the store would answer each time under a lock or in a read transaction.
+    purged: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for RaftStorage {
@@ -116,6 +120,11 @@ impl SizeLimit {
         self.admitted_any = true;
         true
     }
+}
+
+/// Where `store`'s log was last purged.
+fn store_purged(store: &dyn LogStore) -> raftengine::Result<Option<(u64, u64)>> {
+    Ok(store.log_state()?.purged)
 }
 
 fn native(e: Error) -> raft::Error {
@@ -183,6 +192,7 @@ impl RaftStorage {
         meta.hard_state.commit = meta.hard_state.commit.max(applied);
         meta.incarnation += 1;
         write(&*store, || store.save_hard_state(codec::encode_meta(&meta)))?;
+        let purged = store_purged(&*store)?;
         let storage = Self {
             store,
             meta,
@@ -190,6 +200,7 @@ impl RaftStorage {
             snapshot_wanted: AtomicBool::new(false),
             persister: None,
             recent: Mutex::default(),
+            purged,
         };
         let boot = Boot {
             restarted,
@@ -328,6 +339,7 @@ impl RaftStorage {
         // store kept so storage and raft-rs agree (the leader resends what follows).
         let after = meta.index + 1;
         self.write_store(move |store| store.truncate_from(after))?;
+        self.purged = store_purged(&*self.store)?;
         if meta.index > self.meta.hard_state.commit {
             self.meta.hard_state.commit = meta.index;
         }
@@ -354,6 +366,7 @@ impl RaftStorage {
         self.write_store(move |store| store.save_snapshot(stored))?;
         self.recent().purge_to(index);
         self.write_store(move |store| store.purge_to(index, term))?;
+        self.purged = store_purged(&*self.store)?;
         self.snapshot_wanted.store(false, Ordering::Relaxed);
         Ok(())
     }
@@ -374,6 +387,15 @@ impl RaftStorage {
 
     fn log_state(&self) -> raft::Result<raftengine::LogState> {
         self.store.log_state().map_err(native)
+    }
+
+    /// The first index the log can hold.
+    fn first(&self) -> u64 {
+        raftengine::LogState {
+            purged: self.purged,
+            last: None,
+        }
+        .first_index()
     }
 }
 
@@ -405,10 +427,10 @@ impl Storage for RaftStorage {
                     .collect());
             }
         }
-        let state = self.log_state()?;
-        if low < state.first_index() {
+        if low < self.first() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
+        let state = self.log_state()?;
         // Entries still on their way to the disk: read from memory, and they hide whatever the
         // store holds from their first index on (they replace it).
         let (pending, pending_from) = match &self.persister {
@@ -481,21 +503,22 @@ impl Storage for RaftStorage {
                 return Err(raft::Error::Store(StorageError::Unavailable));
             }
         }
-        if let Some(term) = self.store.term(idx).map_err(native)? {
-            return Ok(term);
+        match self.purged {
+            Some((index, term)) if index == idx => return Ok(term),
+            None if idx == 0 => return Ok(0),
+            _ => {}
         }
-        let state = self.log_state()?;
-        if idx == 0 && state.purged.is_none() {
-            return Ok(0);
-        }
-        if idx < state.first_index() {
+        if idx < self.first() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        Err(raft::Error::Store(StorageError::Unavailable))
+        match self.store.term(idx).map_err(native)? {
+            Some(term) => Ok(term),
+            None => Err(raft::Error::Store(StorageError::Unavailable)),
+        }
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.log_state()?.first_index())
+        Ok(self.first())
     }
 
     fn last_index(&self) -> raft::Result<u64> {

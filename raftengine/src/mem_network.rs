@@ -5,7 +5,7 @@
 //! held link buffers traffic until released. Randomness comes from one seeded generator, so a
 //! scenario replays exactly under tokio's paused clock.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -71,10 +71,10 @@ struct Net {
 }
 
 struct NetState {
-    inbound: HashMap<NodeId, Arc<dyn Inbound>>,
+    inbound: BTreeMap<NodeId, Arc<dyn Inbound>>,
     default_faults: LinkFaults,
-    links: HashMap<(NodeId, NodeId), LinkFaults>,
-    queues: HashMap<(NodeId, NodeId), LinkQueue>,
+    links: BTreeMap<(NodeId, NodeId), LinkFaults>,
+    queues: BTreeMap<(NodeId, NodeId), LinkQueue>,
     rng: SplitMix64,
     stats: NetStats,
 }
@@ -109,10 +109,10 @@ impl MemNetwork {
         Self {
             net: Arc::new(Net {
                 state: Mutex::new(NetState {
-                    inbound: HashMap::new(),
+                    inbound: BTreeMap::new(),
                     default_faults: LinkFaults::default(),
-                    links: HashMap::new(),
-                    queues: HashMap::new(),
+                    links: BTreeMap::new(),
+                    queues: BTreeMap::new(),
                     rng: SplitMix64::new(seed),
                     stats: NetStats::default(),
                 }),

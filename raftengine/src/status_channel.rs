@@ -44,8 +44,9 @@ impl StatusChannel {
     /// touches leadership also reaches the leadership channel. Returns whether anything
     /// changed.
     pub fn send_if_modified(&self, modify: impl FnOnce(&mut Status) -> bool) -> bool {
+        let mut changed = false;
         self.all.send_if_modified(|status| {
-            let changed = modify(status);
+            changed = modify(status);
             if changed {
                 // Inside the main channel's lock, so two publishers cannot hand the leadership
                 // channel their statuses in the opposite order from the main one.
@@ -58,8 +59,14 @@ impl StatusChannel {
                     }
                 });
             }
-            changed
-        })
+            // With nobody subscribed the new value is stored but nobody is woken: waking costs
+            // a lock per waiter list on every publish, and engines publish on every applied
+            // entry. A receiver that subscribes later reads the stored value; one subscribing
+            // while this closure runs reads it once the channel's lock is released, and its
+            // first `changed()` waits for the next notified change, as if it subscribed after.
+            changed && self.all.receiver_count() > 0
+        });
+        changed
     }
 
     /// Publishes that the node stopped: role `Shutdown`, no leader, no transfer.
@@ -130,6 +137,22 @@ mod tests {
         let unchanged = channel.borrow().clone();
         assert!(!channel.publish(unchanged), "no change, no publication");
         assert!(!all.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_change_nobody_watches_is_stored_and_later_ones_wake_new_watchers() {
+        let channel = StatusChannel::new(status());
+        let mut next = status();
+        next.applied_index = 5;
+        assert!(channel.publish(next.clone()), "a change is reported as one");
+        assert_eq!(channel.borrow().applied_index, 5);
+        let mut all = channel.subscribe();
+        assert_eq!(all.borrow_and_update().applied_index, 5);
+        assert!(!all.has_changed().unwrap());
+        next.applied_index = 6;
+        assert!(channel.publish(next));
+        assert!(all.has_changed().unwrap());
+        assert_eq!(all.borrow_and_update().applied_index, 6);
     }
 
     #[test]

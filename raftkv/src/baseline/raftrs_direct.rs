@@ -24,6 +24,11 @@ use super::{DirectCluster, WRITE_DEADLINE, Wire, WriteTarget};
 
 const TICK: Duration = Duration::from_millis(10);
 
+/// The log is compacted every this many applied entries, as the adapters snapshot and compact
+/// by default (`Config::snapshot_after_entries`): a deployment must bound its log, and a log
+/// that only grows costs page faults and reallocation the adapters do not pay.
+const COMPACT_EVERY: u64 = 10_000;
+
 enum Input {
     Raft(Message),
     /// A message as bytes on the wire ([`Wire::Encoded`]).
@@ -89,6 +94,7 @@ impl DirectCluster for DirectRaftRs {
                 leading: (id == 1).then(|| leading_tx.clone()),
                 log: Vec::new(),
                 log_start: 1,
+                compacted_to: 0,
             };
             let inbox = receivers.remove(&id).ok_or("missing inbox")?;
             tasks.push(tokio::spawn(driver.run(inbox, stopped.clone())));
@@ -147,6 +153,8 @@ struct Driver {
     /// Encoded entries by index, from `log_start` on ([`Wire::Encoded`] only).
     log: Vec<Bytes>,
     log_start: u64,
+    /// Entries before this index were dropped from the log.
+    compacted_to: u64,
 }
 
 impl Driver {
@@ -258,6 +266,33 @@ impl Driver {
         self.send(light.take_messages());
         self.apply(light.take_committed_entries());
         self.node.advance_apply();
+        self.maybe_compact();
+    }
+
+    /// Drops applied entries every [`COMPACT_EVERY`], keeping what a follower still needs (a
+    /// leader keeps everything from the slowest follower's matched index on).
+    fn maybe_compact(&mut self) {
+        let raft = &self.node.raft;
+        let mut keep_from = raft.raft_log.applied;
+        if raft.state == StateRole::Leader {
+            for (_, progress) in raft.prs().iter() {
+                keep_from = keep_from.min(progress.matched);
+            }
+        }
+        if keep_from < self.compacted_to + COMPACT_EVERY {
+            return;
+        }
+        if self.node.mut_store().wl().compact(keep_from).is_err() {
+            return;
+        }
+        self.compacted_to = keep_from;
+        if keep_from > self.log_start {
+            let drop = usize::try_from(keep_from - self.log_start)
+                .unwrap_or(usize::MAX)
+                .min(self.log.len());
+            self.log.drain(..drop);
+            self.log_start += drop as u64;
+        }
     }
 
     fn send(&self, messages: Vec<Message>) {
