@@ -131,6 +131,11 @@ pub struct WorkloadArgs {
     /// bench: drive openraft and raft-rs directly too.
     #[arg(long)]
     pub baseline: bool,
+    /// bench: measure only this side of the --baseline write-path comparison, at --clients
+    /// for --duration, and print its throughput and latency (for profiling one side alone;
+    /// pin the runtime with TOKIO_WORKER_THREADS=1 to see CPU per write without scheduling).
+    #[arg(long, value_enum, value_name = "SIDE", conflicts_with_all = ["sweep", "baseline"])]
+    pub write_path: Option<WritePathSide>,
     /// Durable logs: one redb file per node in DIR (default: memory); also measures the
     /// disk's fsync floor there.
     #[arg(long, value_name = "DIR")]
@@ -181,6 +186,28 @@ pub struct WorkloadArgs {
         requires = "sweep"
     )]
     pub sweep_storage: Vec<StorageChoice>,
+}
+
+/// One side of the write-path comparison (`bench --write-path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WritePathSide {
+    /// Puts through the adapter's `Engine::propose`.
+    Adapter,
+    /// The library driven directly, messages handed over as its structs.
+    Direct,
+    /// The library driven directly, messages and log entries encoded.
+    DirectEncoded,
+}
+
+impl WritePathSide {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Adapter => "adapter",
+            Self::Direct => "direct",
+            Self::DirectEncoded => "direct-encoded",
+        }
+    }
 }
 
 /// A log store on the `--sweep-storage` axis.
@@ -480,6 +507,25 @@ mod tests {
             vec![StorageChoice::Memory, StorageChoice::Redb]
         );
         assert_eq!(args.options().duration, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn write_path_picks_one_side_and_excludes_the_whole_comparison() {
+        let Command::Bench(args) =
+            parse("bench --backend raftrs --write-path direct-encoded --clients 1").unwrap()
+        else {
+            panic!("expected bench");
+        };
+        assert_eq!(args.write_path, Some(WritePathSide::DirectEncoded));
+        assert_eq!(args.options().clients, 1);
+        let Command::Bench(args) = parse("bench").unwrap() else {
+            panic!("expected bench");
+        };
+        assert_eq!(args.write_path, None);
+        let message = |line: &str| parse(line).unwrap_err().to_string();
+        assert!(message("bench --write-path adapter --baseline").contains("--baseline"));
+        assert!(message("bench --write-path adapter --sweep").contains("--sweep"));
+        assert!(message("bench --write-path nothing").contains("nothing"));
     }
 
     #[test]

@@ -54,6 +54,19 @@ fn main() -> ExitCode {
         Command::Bench(args) if args.sweep => {
             return report_errors(runtime.block_on(sweep::run(&args)));
         }
+        Command::Demo(args) if args.write_path.is_some() => {
+            eprintln!("raftkv: --write-path belongs to `raftkv bench`");
+            return ExitCode::from(2);
+        }
+        Command::Bench(args) if let Some(side) = args.write_path => {
+            let options = args.options();
+            return report_errors(runtime.block_on(async {
+                for backend in backends(options.backend) {
+                    println!("{}", write_path::one_side(backend, side, &options).await?);
+                }
+                Ok(())
+            }));
+        }
         Command::Demo(args) => (args.options(), Events::TransferAndCrash),
         Command::Bench(args) => (args.options(), Events::None),
         Command::Serve(args) => {

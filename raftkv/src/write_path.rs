@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use crate::baseline::{self, DirectCluster, Wire};
-use crate::cli::Options;
+use crate::cli::{Options, WritePathSide};
 use crate::cluster::{Backend, Cluster, ELECTION_LIMIT, Storage};
 use crate::report::Overhead;
 use crate::workload::{self, WriteRun};
@@ -81,6 +83,37 @@ async fn measure_direct<C: DirectCluster>(
         direct.shutdown().await;
     }
     Ok(run)
+}
+
+/// One side of the comparison alone, at `options.clients` for `options.duration`, as a line
+/// of text: what `bench --write-path` prints.
+pub async fn one_side(
+    backend: Backend,
+    side: WritePathSide,
+    options: &Options,
+) -> anyhow::Result<String> {
+    let clients = options.clients;
+    let run = match side {
+        WritePathSide::Adapter => adapter_writes(backend, options, clients).await,
+        WritePathSide::Direct => direct_writes(backend, options, clients, Wire::Structs).await,
+        WritePathSide::DirectEncoded => {
+            direct_writes(backend, options, clients, Wire::Encoded).await
+        }
+    }
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("{} {} write path", backend.name(), side.name()))?;
+    let latency = run.latencies.summary();
+    Ok(format!(
+        "{} {}: {clients} clients, {:.0} writes/s ({} ok, {} failed in {:?}), latency p50 {:.0} us, p99 {:.0} us",
+        backend.name(),
+        side.name(),
+        run.throughput(),
+        run.ok,
+        run.failed,
+        run.elapsed,
+        latency.p50_us,
+        latency.p99_us,
+    ))
 }
 
 /// Write throughput through the adapter against the library driven directly, at each of
