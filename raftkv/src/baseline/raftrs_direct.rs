@@ -24,11 +24,6 @@ use super::{DirectCluster, WRITE_DEADLINE, Wire, WriteTarget};
 
 const TICK: Duration = Duration::from_millis(10);
 
-/// The log is compacted every this many applied entries, as the adapters snapshot and compact
-/// by default (`Config::snapshot_after_entries`): a deployment must bound its log, and a log
-/// that only grows costs page faults and reallocation the adapters do not pay.
-const COMPACT_EVERY: u64 = 10_000;
-
 enum Input {
     Raft(Message),
     /// A message as bytes on the wire ([`Wire::Encoded`]).
@@ -95,6 +90,11 @@ impl DirectCluster for DirectRaftRs {
                 log: Vec::new(),
                 log_start: 1,
                 compacted_to: 0,
+                // As often as the adapters snapshot and compact in the bench's clusters (their
+                // default config): a deployment must bound its log, and a log that only grows
+                // costs page faults and reallocation the adapters do not pay.
+                compact_every: raftengine::Config::new(id, voters.iter().copied())
+                    .snapshot_after_entries,
             };
             let inbox = receivers.remove(&id).ok_or("missing inbox")?;
             tasks.push(tokio::spawn(driver.run(inbox, stopped.clone())));
@@ -155,6 +155,8 @@ struct Driver {
     log_start: u64,
     /// Entries before this index were dropped from the log.
     compacted_to: u64,
+    /// Applied entries between compactions.
+    compact_every: u64,
 }
 
 impl Driver {
@@ -269,7 +271,7 @@ impl Driver {
         self.maybe_compact();
     }
 
-    /// Drops applied entries every [`COMPACT_EVERY`], keeping what a follower still needs (a
+    /// Drops applied entries every `compact_every`, keeping what a follower still needs (a
     /// leader keeps everything from the slowest follower's matched index on).
     fn maybe_compact(&mut self) {
         let raft = &self.node.raft;
@@ -279,7 +281,8 @@ impl Driver {
                 keep_from = keep_from.min(progress.matched);
             }
         }
-        if keep_from < self.compacted_to + COMPACT_EVERY {
+        // 0 turns snapshots off in the adapters; here it turns compaction off.
+        if self.compact_every == 0 || keep_from < self.compacted_to + self.compact_every {
             return;
         }
         if self.node.mut_store().wl().compact(keep_from).is_err() {
