@@ -71,6 +71,8 @@ pub struct Options {
     pub nodes: u64,
     /// bench: leader crashes to time after the workload (0: none).
     pub crashes: usize,
+    /// bench --baseline: rounds of the write-path comparison per client count.
+    pub rounds: usize,
 }
 
 /// raftkv: the reference replicated KV store on raftengine.
@@ -136,6 +138,12 @@ pub struct WorkloadArgs {
     /// pin the runtime with TOKIO_WORKER_THREADS=1 to see CPU per write without scheduling).
     #[arg(long, value_enum, value_name = "SIDE", conflicts_with_all = ["sweep", "baseline"])]
     pub write_path: Option<WritePathSide>,
+    /// bench --baseline: rounds of the write-path comparison per client count. Each round
+    /// runs the adapter and both direct sides back to back for --duration each; the table shows
+    /// the median of the rounds' ratios and their range.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100),
+          requires = "baseline", conflicts_with = "sweep")]
+    pub rounds: u64,
     /// Durable logs: one redb file per node in DIR (default: memory); also measures the
     /// disk's fsync floor there.
     #[arg(long, value_name = "DIR")]
@@ -246,6 +254,7 @@ impl WorkloadArgs {
             data_dir: self.data_dir.clone(),
             nodes: self.nodes,
             crashes: usize::try_from(self.crashes).unwrap_or(usize::MAX),
+            rounds: usize::try_from(self.rounds).unwrap_or(usize::MAX),
         }
     }
 }
@@ -526,6 +535,22 @@ mod tests {
         assert!(message("bench --write-path adapter --baseline").contains("--baseline"));
         assert!(message("bench --write-path adapter --sweep").contains("--sweep"));
         assert!(message("bench --write-path nothing").contains("nothing"));
+    }
+
+    #[test]
+    fn rounds_belong_to_the_baseline_comparison() {
+        let Command::Bench(args) = parse("bench --baseline").unwrap() else {
+            panic!("expected bench");
+        };
+        assert_eq!(args.options().rounds, 5);
+        let Command::Bench(args) = parse("bench --baseline --rounds 1").unwrap() else {
+            panic!("expected bench");
+        };
+        assert_eq!(args.options().rounds, 1);
+        let message = |line: &str| parse(line).unwrap_err().to_string();
+        assert!(message("bench --rounds 3").contains("--baseline"));
+        assert!(message("bench --baseline --rounds 0").contains("0"));
+        assert!(message("bench --sweep --baseline --rounds 3").contains("--sweep"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::baseline::{self, DirectCluster, Wire};
 use crate::cli::{Options, WritePathSide};
 use crate::cluster::{Backend, Cluster, ELECTION_LIMIT, Storage};
-use crate::report::Overhead;
+use crate::report::{Overhead, OverheadRound};
 use crate::workload::{self, WriteRun};
 
 /// Client counts of the `bench --baseline` overhead table: no batching, and heavy batching.
@@ -85,6 +85,22 @@ async fn measure_direct<C: DirectCluster>(
     Ok(run)
 }
 
+/// Puts through one side of the comparison.
+async fn side_writes(
+    backend: Backend,
+    side: WritePathSide,
+    options: &Options,
+    clients: usize,
+) -> Result<WriteRun, String> {
+    match side {
+        WritePathSide::Adapter => adapter_writes(backend, options, clients).await,
+        WritePathSide::Direct => direct_writes(backend, options, clients, Wire::Structs).await,
+        WritePathSide::DirectEncoded => {
+            direct_writes(backend, options, clients, Wire::Encoded).await
+        }
+    }
+}
+
 /// One side of the comparison alone, at `options.clients` for `options.duration`, as a line
 /// of text: what `bench --write-path` prints.
 pub async fn one_side(
@@ -93,15 +109,10 @@ pub async fn one_side(
     options: &Options,
 ) -> anyhow::Result<String> {
     let clients = options.clients;
-    let run = match side {
-        WritePathSide::Adapter => adapter_writes(backend, options, clients).await,
-        WritePathSide::Direct => direct_writes(backend, options, clients, Wire::Structs).await,
-        WritePathSide::DirectEncoded => {
-            direct_writes(backend, options, clients, Wire::Encoded).await
-        }
-    }
-    .map_err(anyhow::Error::msg)
-    .with_context(|| format!("{} {} write path", backend.name(), side.name()))?;
+    let run = side_writes(backend, side, options, clients)
+        .await
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{} {} write path", backend.name(), side.name()))?;
     let latency = run.latencies.summary();
     Ok(format!(
         "{} {}: {clients} clients, {:.0} writes/s ({} ok, {} failed in {:?}), latency p50 {:.0} us, p99 {:.0} us",
@@ -117,25 +128,46 @@ pub async fn one_side(
 }
 
 /// Write throughput through the adapter against the library driven directly, at each of
-/// [`OVERHEAD_CLIENTS`], the three runs of a client count back to back so they share the
-/// machine's state of the moment.
+/// [`OVERHEAD_CLIENTS`], in `options.rounds` rounds. A round runs the three sides back to back
+/// so they share the machine's state of the moment; each round starts from the next side, so
+/// no side always runs first.
 pub async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhead>, String> {
     let mut out = Vec::new();
     for clients in OVERHEAD_CLIENTS {
-        let adapter = adapter_writes(backend, options, clients).await?;
-        let structs = direct_writes(backend, options, clients, Wire::Structs).await?;
-        let encoded = direct_writes(backend, options, clients, Wire::Encoded).await?;
-        let adapter_rate = adapter.throughput().max(1e-9);
-        let direct_rate = structs.throughput();
-        let encoded_rate = encoded.throughput();
-        out.push(Overhead {
-            clients,
-            adapter_writes_per_sec: adapter_rate,
-            direct_writes_per_sec: direct_rate,
-            overhead_ratio: direct_rate / adapter_rate,
-            direct_encoded_writes_per_sec: encoded_rate,
-            overhead_vs_encoded: encoded_rate / adapter_rate,
-        });
+        let mut rounds = Vec::with_capacity(options.rounds);
+        for round in 0..options.rounds {
+            let mut rates = [0.0; 3];
+            for step in 0..SIDES.len() {
+                let at = (round + step) % SIDES.len();
+                rates[at] = side_writes(backend, SIDES[at], options, clients)
+                    .await?
+                    .throughput();
+            }
+            // A slow comparison shows it is moving, and what each round saw.
+            eprintln!(
+                "[{}] write path @{clients} clients, round {}/{}: adapter {:.0}, direct {:.0}, \
+                 direct+encoding {:.0} writes/s",
+                backend.name(),
+                round + 1,
+                options.rounds,
+                rates[0],
+                rates[1],
+                rates[2],
+            );
+            rounds.push(OverheadRound {
+                adapter_writes_per_sec: rates[0],
+                direct_writes_per_sec: rates[1],
+                direct_encoded_writes_per_sec: rates[2],
+            });
+        }
+        out.push(Overhead::from_rounds(clients, rounds));
     }
     Ok(out)
 }
+
+/// The sides of a round, in the order of [`OverheadRound`]'s fields.
+const SIDES: [WritePathSide; 3] = [
+    WritePathSide::Adapter,
+    WritePathSide::Direct,
+    WritePathSide::DirectEncoded,
+];

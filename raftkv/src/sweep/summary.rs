@@ -8,19 +8,7 @@ use super::grid::{clients_label, percent_label, size_label};
 use super::html::escape;
 use super::model::{BaselinePoint, Point, SweepReport, WritePath};
 use crate::cluster::Backend;
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
-}
+use crate::stats::median;
 
 /// The median and the range, or a dash.
 fn spread(values: Vec<f64>, format: impl Fn(f64) -> String) -> String {
