@@ -75,6 +75,8 @@ mod recent;
 mod refusal_window_tests;
 mod shared;
 mod storage;
+#[cfg(test)]
+mod test_entries;
 mod timing;
 mod transfer;
 #[cfg(test)]

@@ -158,14 +158,7 @@ impl Persister {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Default::default()
-        }
-    }
+    use crate::test_entries::entry;
 
     #[test]
     fn the_tail_applies_the_conflict_rule_and_releases_in_submission_order() {

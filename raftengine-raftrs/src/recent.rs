@@ -112,14 +112,7 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Default::default()
-        }
-    }
+    use crate::test_entries::entry;
 
     fn terms(recent: &Recent) -> Vec<(u64, u64)> {
         recent.entries.iter().map(|e| (e.index, e.term)).collect()

@@ -571,16 +571,8 @@ impl Storage for RaftStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_entries::entry_with;
     use raftengine::MemLogStore;
-
-    fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-        Entry {
-            index,
-            term,
-            data: data.to_vec().into(),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn bootstrap_then_restart_reads_back_the_same_state() {
@@ -594,7 +586,7 @@ mod tests {
         assert_eq!(storage.last_index().unwrap(), 1);
         assert_eq!(storage.term(1).unwrap(), 1);
         storage
-            .append(&[entry(2, 2, b"a"), entry(3, 2, b"b")])
+            .append(&[entry_with(2, 2, b"a"), entry_with(3, 2, b"b")])
             .unwrap();
         let hs = HardState {
             term: 2,
@@ -625,7 +617,7 @@ mod tests {
         let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
         let (storage, _) = RaftStorage::open(store.clone(), &[1], Bytes::new).unwrap();
         let batch: Vec<Entry> = (2..=301)
-            .map(|i| entry(i, 2, &vec![7u8; (i % 13) as usize * 10]))
+            .map(|i| entry_with(i, 2, &vec![7u8; (i % 13) as usize * 10]))
             .collect();
         storage.append(&batch).unwrap();
         // First from the cache of recent entries, then, reopened, from the store alone.
@@ -661,9 +653,13 @@ mod tests {
         let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
         let (mut storage, _) = RaftStorage::open(store, &[1, 2], Bytes::new).unwrap();
         storage
-            .append(&[entry(2, 2, b"a"), entry(3, 2, b"b"), entry(4, 2, b"c")])
+            .append(&[
+                entry_with(2, 2, b"a"),
+                entry_with(3, 2, b"b"),
+                entry_with(4, 2, b"c"),
+            ])
             .unwrap();
-        storage.append(&[entry(4, 3, b"d")]).unwrap();
+        storage.append(&[entry_with(4, 3, b"d")]).unwrap();
         let got = storage
             .entries(2, 5, None, GetEntriesContext::empty(false))
             .unwrap();
@@ -671,13 +667,13 @@ mod tests {
         assert_eq!(storage.term(4).unwrap(), 3);
         assert_eq!(storage.last_index().unwrap(), 4);
         storage
-            .append(&[entry(4, 4, b"e"), entry(5, 4, b"f")])
+            .append(&[entry_with(4, 4, b"e"), entry_with(5, 4, b"f")])
             .unwrap();
-        storage.append(&[entry(5, 5, b"g")]).unwrap();
+        storage.append(&[entry_with(5, 5, b"g")]).unwrap();
         assert_eq!(storage.last_index().unwrap(), 5);
         assert_eq!(storage.term(5).unwrap(), 5);
         // An overwrite may also end the log earlier.
-        storage.append(&[entry(4, 6, b"h")]).unwrap();
+        storage.append(&[entry_with(4, 6, b"h")]).unwrap();
         assert_eq!(storage.last_index().unwrap(), 4);
         assert_eq!(
             storage.term(5),
@@ -721,7 +717,11 @@ mod tests {
         let store: Arc<dyn LogStore> = Arc::new(MemLogStore::new());
         let (mut storage, _) = RaftStorage::open(store.clone(), &[1, 2], Bytes::new).unwrap();
         storage
-            .append(&[entry(2, 2, b"a"), entry(3, 2, b"b"), entry(4, 2, b"c")])
+            .append(&[
+                entry_with(2, 2, b"a"),
+                entry_with(3, 2, b"b"),
+                entry_with(4, 2, b"c"),
+            ])
             .unwrap();
         let mut snapshot = Snapshot {
             data: Bytes::from_static(b"state"),

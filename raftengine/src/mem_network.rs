@@ -299,21 +299,12 @@ impl Net {
         to: NodeId,
         request: Bytes,
     ) -> Option<Result<Bytes, TransportError>> {
-        // One lock for the common case: an undelayed, flowing link delivers as decided.
-        let (fate, now) = {
-            let mut state = self.lock();
-            let fate = state.decide(from, to);
-            let now = match fate {
-                Fate::Delivered {
-                    delay, held: false, ..
-                } if delay.is_zero() => Some(state.inbound.get(&to).cloned()),
-                _ => None,
-            };
-            (fate, now)
-        };
+        let (fate, now) = self.decide_and_take(from, to);
         let Fate::Delivered { delay, copies, .. } = fate else {
             return None;
         };
+        // Taken at once means already counted.
+        let counted = now.is_some();
         let receiver = match now {
             Some(receiver) => receiver,
             None => {
@@ -332,11 +323,15 @@ impl Net {
             let request = request.clone();
             let net = Arc::clone(self);
             tokio::spawn(async move {
-                net.count_delivery();
+                if !counted {
+                    net.count_delivery();
+                }
                 duplicate.on_call(from, request).await;
             });
         }
-        self.count_delivery();
+        if !counted {
+            self.count_delivery();
+        }
         let reply = receiver.on_call(from, request).await;
         let Fate::Delivered { delay, held, .. } = self.decide(to, from) else {
             return None;
@@ -350,22 +345,30 @@ impl Net {
         Some(Ok(reply))
     }
 
-    fn enqueue(self: &Arc<Self>, from: NodeId, to: NodeId, message: Bytes) {
-        // One lock for the common case: decide, and hand over at once when nothing is in the way.
-        let (fate, now) = {
-            let mut state = self.lock();
-            let fate = state.decide(from, to);
-            let now = match fate {
-                Fate::Delivered {
-                    delay,
-                    copies,
-                    reordered: false,
-                    held: false,
-                } => state.hand_over_now(from, to, delay, copies),
-                _ => None,
-            };
-            (fate, now)
+    /// Decides a message's fate and, when nothing is in the way (no delay, a link neither
+    /// held nor holding earlier messages, no overtaking), takes its receiver at once and counts
+    /// the deliveries: the common case costs one lock. `Some(None)`: taken, nobody serves `to`.
+    fn decide_and_take(
+        &self,
+        from: NodeId,
+        to: NodeId,
+    ) -> (Fate, Option<Option<Arc<dyn Inbound>>>) {
+        let mut state = self.lock();
+        let fate = state.decide(from, to);
+        let now = match fate {
+            Fate::Delivered {
+                delay,
+                copies,
+                reordered: false,
+                held: false,
+            } => state.hand_over_now(from, to, delay, copies),
+            _ => None,
         };
+        (fate, now)
+    }
+
+    fn enqueue(self: &Arc<Self>, from: NodeId, to: NodeId, message: Bytes) {
+        let (fate, now) = self.decide_and_take(from, to);
         let Fate::Delivered {
             delay,
             copies,
