@@ -85,8 +85,8 @@ async fn measure_direct<C: DirectCluster>(
     Ok(run)
 }
 
-/// Puts through one side of the comparison.
-async fn side_writes(
+/// Puts through one side of the comparison, at `clients` for `options.duration`.
+pub async fn side_writes(
     backend: Backend,
     side: WritePathSide,
     options: &Options,

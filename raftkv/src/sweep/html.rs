@@ -283,11 +283,11 @@ fn failed_row(out: &mut String, backend: &str, what: &str, clients: usize, error
 
 fn all_points(out: &mut String, report: &SweepReport) {
     let us = |v: Option<f64>| v.map_or("–".to_string(), format_micros);
-    out.push_str("<h2 id=\"numbers\">Every number</h2>\n<details>\n<summary>All workload points</summary>\n<table>\n<thead><tr><th>backend</th><th>storage</th><th>nodes</th><th>value</th><th>reads</th><th>clients</th><th>writes/s</th><th>commit p50</th><th>commit p99</th><th>lease read p50</th><th>lease read p99</th><th>linearizable p99</th><th>fsyncs/write</th><th>checks</th></tr></thead>\n<tbody>\n");
+    out.push_str("<h2 id=\"numbers\">Every number</h2>\n<details>\n<summary>All workload points</summary>\n<table>\n<thead><tr><th>backend</th><th>storage</th><th>nodes</th><th>value</th><th>reads</th><th>clients</th><th>writes/s</th><th>commit p50</th><th>commit p99</th><th>lease read p50</th><th>lease read p99</th><th>linearizable p99</th><th>fsyncs/write</th><th>checks</th><th>wall</th></tr></thead>\n<tbody>\n");
     for p in &report.points {
         let _ = writeln!(
             out,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>",
             if p.ok() { "" } else { " class=\"failed\"" },
             escape(&p.backend),
             escape(&p.storage),
@@ -302,18 +302,19 @@ fn all_points(out: &mut String, report: &SweepReport) {
             escape(&us(p.lease_read_p99_us)),
             escape(&us(p.linearizable_read_p99_us)),
             p.fsyncs_per_write.map_or("–".into(), |f| format!("{f:.2}")),
-            if p.ok() { "passed" } else { "FAILED" }
+            if p.ok() { "passed" } else { "FAILED" },
+            p.wall_time_s
         );
     }
     out.push_str("</tbody>\n</table>\n</details>\n");
     if report.baseline.is_empty() {
         return;
     }
-    out.push_str("<details>\n<summary>All write-path runs</summary>\n<table>\n<thead><tr><th>backend</th><th>path</th><th>nodes</th><th>value</th><th>clients</th><th>writes/s</th><th>commit p50</th><th>commit p99</th><th>failed writes</th></tr></thead>\n<tbody>\n");
+    out.push_str("<details>\n<summary>All write-path runs</summary>\n<table>\n<thead><tr><th>backend</th><th>path</th><th>nodes</th><th>value</th><th>clients</th><th>writes/s</th><th>commit p50</th><th>commit p99</th><th>failed writes</th><th>wall</th></tr></thead>\n<tbody>\n");
     for b in &report.baseline {
         let _ = writeln!(
             out,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>",
             if b.ok() { "" } else { " class=\"failed\"" },
             escape(&b.backend),
             escape(b.path.label()),
@@ -323,7 +324,8 @@ fn all_points(out: &mut String, report: &SweepReport) {
             b.write_throughput.map_or("–".into(), |t| format!("{t:.0}")),
             escape(&us(b.commit_p50_us)),
             escape(&us(b.commit_p99_us)),
-            b.failed_writes
+            b.failed_writes,
+            b.wall_time_s
         );
     }
     out.push_str("</tbody>\n</table>\n</details>\n");
@@ -363,6 +365,7 @@ mod tests {
         p.write_throughput = Some(throughput);
         p.commit_p99_us = Some(1_000.0 + throughput);
         p.lease_read_p99_us = (spec.scenario.read_ratio > 0.0).then_some(20.0);
+        p.wall_time_s = 2.54;
         p
     }
 
@@ -441,6 +444,8 @@ mod tests {
         assert!(html.contains("direct, encoded"));
         assert!(!html.contains("class=\"failed\""), "nothing failed");
         assert!(html.contains("none failed"));
+        // Every point's wall time, in the table of every number.
+        assert!(html.contains("<td>passed</td><td>2.5 s</td>"), "{html}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::grid::{BaselineSpec, Grid, PointSpec, Scenario, WriteGroup};
+use crate::cli::WritePathSide;
 use crate::cluster::Backend;
 use crate::disk::FsyncFloor;
 use crate::report::{BackendReport, Check};
@@ -130,6 +131,8 @@ pub struct Point {
     pub checks: Vec<Check>,
     /// Why the point failed: the run's error or the failed checks.
     pub error: Option<String>,
+    /// Wall time of the point, cluster start and shutdown included.
+    pub wall_time_s: f64,
 }
 
 impl Point {
@@ -153,6 +156,7 @@ impl Point {
             checks_passed: false,
             checks: Vec::new(),
             error: None,
+            wall_time_s: 0.0,
         }
     }
 
@@ -228,6 +232,15 @@ impl WritePath {
     /// All three, in chart order.
     pub const ALL: [WritePath; 3] = [Self::Adapter, Self::DirectStructs, Self::DirectEncoded];
 
+    /// The same side as `bench --write-path` names it.
+    pub fn side(self) -> WritePathSide {
+        match self {
+            Self::Adapter => WritePathSide::Adapter,
+            Self::DirectStructs => WritePathSide::Direct,
+            Self::DirectEncoded => WritePathSide::DirectEncoded,
+        }
+    }
+
     /// How the chart legend names it.
     pub fn label(self) -> &'static str {
         match self {
@@ -261,6 +274,8 @@ pub struct BaselinePoint {
     pub failed_writes: u64,
     /// Why the run failed.
     pub error: Option<String>,
+    /// Wall time of the run, cluster start and shutdown included.
+    pub wall_time_s: f64,
 }
 
 impl BaselinePoint {
@@ -277,6 +292,7 @@ impl BaselinePoint {
             commit_p99_us: None,
             failed_writes: 0,
             error: None,
+            wall_time_s: 0.0,
         };
         match run {
             Ok(run) if run.ok > 0 => {

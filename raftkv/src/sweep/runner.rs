@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::grid::{BaselineSpec, Grid, PointSpec, Task};
 use super::model::{BaselinePoint, Point, SweepReport, WritePath};
-use crate::baseline::Wire;
 use crate::cli::{Options, StorageChoice};
 use crate::demo::{self, Events};
 use crate::write_path;
@@ -40,7 +39,9 @@ pub async fn run(
         bar.set_message(label.clone());
         match task {
             Task::Point(spec) => {
-                let point = run_point(base, spec).await;
+                let began = Instant::now();
+                let mut point = run_point(base, spec).await;
+                point.wall_time_s = began.elapsed().as_secs_f64();
                 if let Some(error) = &point.error {
                     note(&bar, &format!("[sweep] FAILED {label}: {error}"));
                 }
@@ -48,7 +49,9 @@ pub async fn run(
             }
             Task::Baseline(spec) => {
                 for path in WritePath::ALL {
-                    let entry = run_write_path(base, spec, path).await;
+                    let began = Instant::now();
+                    let mut entry = run_write_path(base, spec, path).await;
+                    entry.wall_time_s = began.elapsed().as_secs_f64();
                     if let Some(error) = &entry.error {
                         note(
                             &bar,
@@ -128,15 +131,7 @@ async fn run_write_path(base: &Options, spec: &BaselineSpec, path: WritePath) ->
     let (backend, clients) = (spec.backend, spec.clients);
     let limit = options.duration + GRACE;
     let run = guarded(limit, async move {
-        match path {
-            WritePath::Adapter => write_path::adapter_writes(backend, &options, clients).await,
-            WritePath::DirectStructs => {
-                write_path::direct_writes(backend, &options, clients, Wire::Structs).await
-            }
-            WritePath::DirectEncoded => {
-                write_path::direct_writes(backend, &options, clients, Wire::Encoded).await
-            }
-        }
+        write_path::side_writes(backend, path.side(), &options, clients).await
     })
     .await;
     BaselinePoint::new(spec, path, run)
