@@ -238,6 +238,17 @@ impl StorageChoice {
 }
 
 impl WorkloadArgs {
+    /// The first flag given that only `bench` runs (`demo` shares these flags but refuses it).
+    pub fn bench_only_flag(&self) -> Option<&'static str> {
+        if self.sweep {
+            Some("--sweep")
+        } else if self.write_path.is_some() {
+            Some("--write-path")
+        } else {
+            None
+        }
+    }
+
     /// The workload options these flags describe.
     pub fn options(&self) -> Options {
         Options {
@@ -443,6 +454,14 @@ mod tests {
             .map(|cli| cli.command)
     }
 
+    /// The flags of a `bench` line that must parse.
+    fn bench(line: &str) -> WorkloadArgs {
+        match parse(line) {
+            Ok(Command::Bench(args)) => args,
+            other => panic!("expected bench from `{line}`, got {other:?}"),
+        }
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
@@ -450,13 +469,10 @@ mod tests {
 
     #[test]
     fn bench_flags_parse() {
-        let Command::Bench(args) = parse(
+        let args = bench(
             "bench --backend raftrs --clients 256 --duration 2s --rtt 1ms --read-ratio 0.9 \
              --conflict-rate 0.5 --value-size 128 --json --baseline --seed 7",
-        )
-        .unwrap() else {
-            panic!("expected bench");
-        };
+        );
         let options = args.options();
         assert_eq!(options.backend, BackendChoice::RaftRs);
         assert_eq!(options.clients, 256);
@@ -470,9 +486,7 @@ mod tests {
 
     #[test]
     fn data_dir_selects_durable_storage() {
-        let Command::Bench(args) = parse("bench --data-dir /tmp/x --clients 64").unwrap() else {
-            panic!("expected bench");
-        };
+        let args = bench("bench --data-dir /tmp/x --clients 64");
         assert_eq!(args.options().data_dir, Some(PathBuf::from("/tmp/x")));
         let Command::Demo(args) = parse("demo").unwrap() else {
             panic!("expected demo");
@@ -497,14 +511,11 @@ mod tests {
 
     #[test]
     fn sweep_flags_parse() {
-        let Command::Bench(args) = parse(
+        let args = bench(
             "bench --sweep --sweep-out /tmp/r --sweep-clients 1,4 --sweep-value-sizes 16,64KiB,2k \
              --sweep-read-ratios 0.5,0.9 --sweep-nodes 3 --sweep-storage memory,redb \
              --data-dir /tmp/d --duration 200ms --baseline",
-        )
-        .unwrap() else {
-            panic!("expected bench");
-        };
+        );
         assert!(args.sweep && args.baseline);
         assert_eq!(args.sweep_out, PathBuf::from("/tmp/r"));
         assert_eq!(args.sweep_clients, vec![1, 4]);
@@ -520,16 +531,10 @@ mod tests {
 
     #[test]
     fn write_path_picks_one_side_and_excludes_the_whole_comparison() {
-        let Command::Bench(args) =
-            parse("bench --backend raftrs --write-path direct-encoded --clients 1").unwrap()
-        else {
-            panic!("expected bench");
-        };
+        let args = bench("bench --backend raftrs --write-path direct-encoded --clients 1");
         assert_eq!(args.write_path, Some(WritePathSide::DirectEncoded));
         assert_eq!(args.options().clients, 1);
-        let Command::Bench(args) = parse("bench").unwrap() else {
-            panic!("expected bench");
-        };
+        let args = bench("bench");
         assert_eq!(args.write_path, None);
         let message = |line: &str| parse(line).unwrap_err().to_string();
         assert!(message("bench --write-path adapter --baseline").contains("--baseline"));
@@ -538,14 +543,23 @@ mod tests {
     }
 
     #[test]
+    fn demo_refuses_the_flags_only_bench_runs() {
+        let Command::Demo(args) = parse("demo --sweep").unwrap() else {
+            panic!("expected demo");
+        };
+        assert_eq!(args.bench_only_flag(), Some("--sweep"));
+        let Command::Demo(args) = parse("demo --write-path adapter").unwrap() else {
+            panic!("expected demo");
+        };
+        assert_eq!(args.bench_only_flag(), Some("--write-path"));
+        assert_eq!(bench("bench --baseline").bench_only_flag(), None);
+    }
+
+    #[test]
     fn rounds_belong_to_the_baseline_comparison() {
-        let Command::Bench(args) = parse("bench --baseline").unwrap() else {
-            panic!("expected bench");
-        };
+        let args = bench("bench --baseline");
         assert_eq!(args.options().rounds, 5);
-        let Command::Bench(args) = parse("bench --baseline --rounds 1").unwrap() else {
-            panic!("expected bench");
-        };
+        let args = bench("bench --baseline --rounds 1");
         assert_eq!(args.options().rounds, 1);
         let message = |line: &str| parse(line).unwrap_err().to_string();
         assert!(message("bench --rounds 3").contains("--baseline"));
@@ -555,9 +569,7 @@ mod tests {
 
     #[test]
     fn sweep_defaults_cover_the_grid() {
-        let Command::Bench(args) = parse("bench --sweep").unwrap() else {
-            panic!("expected bench");
-        };
+        let args = bench("bench --sweep");
         assert_eq!(args.sweep_out, PathBuf::from("sweep-report"));
         assert_eq!(args.sweep_clients, vec![1, 4, 16, 64, 256, 1024]);
         assert_eq!(args.sweep_value_sizes, vec![16, 256, 4096, 65536]);
@@ -567,9 +579,7 @@ mod tests {
             args.sweep_storage.is_empty(),
             "memory, plus redb with --data-dir"
         );
-        let Command::Bench(args) = parse("bench").unwrap() else {
-            panic!("expected bench");
-        };
+        let args = bench("bench");
         assert!(!args.sweep, "a single run stays the default");
     }
 

@@ -47,16 +47,12 @@ fn main() -> ExitCode {
         }
     };
     let (options, events) = match cli.command {
-        Command::Demo(args) if args.sweep => {
-            eprintln!("raftkv: --sweep belongs to `raftkv bench`");
+        Command::Demo(args) if let Some(flag) = args.bench_only_flag() => {
+            eprintln!("raftkv: {flag} belongs to `raftkv bench`");
             return ExitCode::from(2);
         }
         Command::Bench(args) if args.sweep => {
             return report_errors(runtime.block_on(sweep::run(&args)));
-        }
-        Command::Demo(args) if args.write_path.is_some() => {
-            eprintln!("raftkv: --write-path belongs to `raftkv bench`");
-            return ExitCode::from(2);
         }
         Command::Bench(args) if let Some(side) = args.write_path => {
             let options = args.options();

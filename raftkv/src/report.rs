@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::disk::{FsyncFloor, StoreFloor};
 use crate::failover::FailoverStats;
-use crate::stats::{ErrorCounts, LatencySummary, median};
+use crate::stats::{ErrorCounts, LatencySummary, median, range};
 
 /// One correctness check of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -111,12 +111,6 @@ fn overhead_cell(o: &Overhead) -> String {
         o.direct_encoded_writes_per_sec,
         o.rounds.len(),
     )
-}
-
-fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    })
 }
 
 /// Everything measured for one backend.

@@ -111,6 +111,15 @@ pub fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// The lowest and the highest value; `(+inf, -inf)` when there is none.
+pub fn range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +129,12 @@ mod tests {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn range_is_the_lowest_and_highest_or_infinities_when_empty() {
+        assert_eq!(range([3.0, 1.0, 2.0]), (1.0, 3.0));
+        assert_eq!(range([]), (f64::INFINITY, f64::NEG_INFINITY));
     }
 
     #[test]

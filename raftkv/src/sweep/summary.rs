@@ -8,14 +8,11 @@ use super::grid::{clients_label, percent_label, size_label};
 use super::html::escape;
 use super::model::{BaselinePoint, Point, SweepReport, WritePath};
 use crate::cluster::Backend;
-use crate::stats::median;
+use crate::stats::{median, range};
 
 /// The median and the range, or a dash.
 fn spread(values: Vec<f64>, format: impl Fn(f64) -> String) -> String {
-    let (lo, hi) = (
-        values.iter().copied().fold(f64::INFINITY, f64::min),
-        values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
+    let (lo, hi) = range(values.iter().copied());
     match median(values) {
         None => "–".into(),
         Some(m) if lo == hi => format(m),
