@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
 
+use super::lease::history_path;
 use crate::checker::{ClientId, Input, Key, Output, PendingOp, ReadPath, Recorder, Value};
 use crate::harness::{Backend, Cluster, Failure, decode_response};
 use crate::sm::{Command, Response, TestSm, Versioned};
@@ -173,10 +174,7 @@ impl<B: Backend> Client<B> {
                 )
                 .await?;
             return Ok(answer.map(|outcome| {
-                pending.via(match outcome.path {
-                    kv_lease::ReadPath::Fast => ReadPath::Lease,
-                    kv_lease::ReadPath::Slow => ReadPath::Linearizable,
-                });
+                pending.via(history_path(outcome.path));
                 outcome.value
             }));
         }

@@ -58,7 +58,7 @@ pub(super) fn ms(d: Duration) -> f64 {
 }
 
 /// The history's name for the path a lease read took.
-fn history_path(path: kv_lease::ReadPath) -> ReadPath {
+pub(super) fn history_path(path: kv_lease::ReadPath) -> ReadPath {
     match path {
         kv_lease::ReadPath::Fast => ReadPath::Lease,
         kv_lease::ReadPath::Slow => ReadPath::Linearizable,
