@@ -16,7 +16,8 @@ pub enum Wire {
     Structs,
     /// Encoded to bytes and decoded on the other side, as any real network requires (raft-rs:
     /// protobuf, as the library defines its messages; openraft: postcard, as our adapter
-    /// encodes its RPCs).
+    /// encodes its RPCs), with everything else a deployment does that the adapter's side of
+    /// the bench does too (raft-rs: an encoded log and the same key-value application).
     Encoded,
 }
 

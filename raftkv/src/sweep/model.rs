@@ -224,7 +224,8 @@ pub enum WritePath {
     Adapter,
     /// The library driven directly, messages handed over as its structs.
     DirectStructs,
-    /// The library driven directly, every message encoded and decoded.
+    /// The library driven directly, every message encoded and decoded, the log kept as bytes
+    /// (and, on raft-rs, the adapter's key-value application).
     DirectEncoded,
 }
 
