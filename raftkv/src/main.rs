@@ -7,6 +7,7 @@ mod baseline;
 mod certs;
 mod cli;
 mod cluster;
+mod cpu;
 mod demo;
 mod disk;
 mod failover;

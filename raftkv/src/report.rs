@@ -27,6 +27,13 @@ pub struct OverheadRound {
     pub direct_writes_per_sec: f64,
     /// Writes/s driving the library directly with messages and entries encoded.
     pub direct_encoded_writes_per_sec: f64,
+    /// Process CPU per write through our adapter, in microseconds (`None` without a process
+    /// CPU clock).
+    pub adapter_cpu_us_per_write: Option<f64>,
+    /// Process CPU per write driving the library directly.
+    pub direct_cpu_us_per_write: Option<f64>,
+    /// Process CPU per write driving the library directly with encoding.
+    pub direct_encoded_cpu_us_per_write: Option<f64>,
 }
 
 impl OverheadRound {
@@ -36,6 +43,12 @@ impl OverheadRound {
 
     fn ratio_vs_encoded(&self) -> f64 {
         self.direct_encoded_writes_per_sec / self.adapter_writes_per_sec.max(1e-9)
+    }
+
+    /// adapter / direct-with-encoding CPU per write: 1.10 means each write through the adapter
+    /// burns 10% more CPU, cluster and clients together.
+    fn cpu_vs_encoded(&self) -> Option<f64> {
+        Some(self.adapter_cpu_us_per_write? / self.direct_encoded_cpu_us_per_write?.max(1e-9))
     }
 }
 
@@ -59,6 +72,11 @@ pub struct Overhead {
     /// direct-with-encoding / adapter, the median of the rounds' ratios: the overhead against
     /// a baseline that does the work a deployment must do.
     pub overhead_vs_encoded: f64,
+    /// adapter / direct-with-encoding process CPU per write, the median of the rounds' ratios
+    /// (`None` without a process CPU clock). A neighbour's load moves it much less than
+    /// throughput, and at one client, where throughput is bound by latency, it is the cost
+    /// the adapter adds to each write.
+    pub cpu_vs_encoded: Option<f64>,
     /// Every round, in the order run.
     pub rounds: Vec<OverheadRound>,
 }
@@ -76,6 +94,12 @@ impl Overhead {
             overhead_ratio: of(OverheadRound::ratio),
             direct_encoded_writes_per_sec: of(|r| r.direct_encoded_writes_per_sec),
             overhead_vs_encoded: of(OverheadRound::ratio_vs_encoded),
+            cpu_vs_encoded: median(
+                rounds
+                    .iter()
+                    .filter_map(OverheadRound::cpu_vs_encoded)
+                    .collect(),
+            ),
             rounds,
         }
     }
@@ -89,6 +113,11 @@ impl Overhead {
     pub fn ratio_vs_encoded_range(&self) -> (f64, f64) {
         range(self.rounds.iter().map(OverheadRound::ratio_vs_encoded))
     }
+
+    /// The lowest and highest round of adapter / direct-with-encoding CPU per write.
+    pub fn cpu_vs_encoded_range(&self) -> (f64, f64) {
+        range(self.rounds.iter().filter_map(OverheadRound::cpu_vs_encoded))
+    }
 }
 
 /// `1.20x (1.05-1.41) (60000 vs 72000 direct); ...`: medians, then the rounds' range.
@@ -100,8 +129,16 @@ fn overhead_cell(o: &Overhead) -> String {
             String::new()
         }
     };
+    let cpu = match o.cpu_vs_encoded {
+        Some(ratio) => format!(
+            "; CPU per write {ratio:.2}x{} vs direct+encoding",
+            spread(o.cpu_vs_encoded_range())
+        ),
+        None => String::new(),
+    };
     format!(
-        "{:.2}x{} ({:.0} vs {:.0} direct); {:.2}x{} vs {:.0} direct+encoding; median of {} rounds",
+        "{:.2}x{} ({:.0} vs {:.0} direct); {:.2}x{} vs {:.0} direct+encoding{cpu}; median of {} \
+         rounds",
         o.overhead_ratio,
         spread(o.ratio_range()),
         o.adapter_writes_per_sec,
@@ -393,6 +430,18 @@ mod tests {
             adapter_writes_per_sec: adapter,
             direct_writes_per_sec: direct,
             direct_encoded_writes_per_sec: encoded,
+            adapter_cpu_us_per_write: None,
+            direct_cpu_us_per_write: None,
+            direct_encoded_cpu_us_per_write: None,
+        }
+    }
+
+    fn with_cpu(round: OverheadRound, adapter_us: f64, encoded_us: f64) -> OverheadRound {
+        OverheadRound {
+            adapter_cpu_us_per_write: Some(adapter_us),
+            direct_cpu_us_per_write: Some(encoded_us / 2.0),
+            direct_encoded_cpu_us_per_write: Some(encoded_us),
+            ..round
         }
     }
 
@@ -429,5 +478,41 @@ mod tests {
         let value = serde_json::to_value(&with).unwrap();
         assert_eq!(value["overhead"][0]["rounds"].as_array().unwrap().len(), 3);
         assert_eq!(value["overhead"][0]["overhead_ratio"], 1.2);
+        // Without a process CPU clock the cell says nothing about CPU.
+        assert_eq!(overhead_cpu(&with), None);
+        assert!(!text.contains("CPU per write"), "{text}");
+    }
+
+    fn overhead_cpu(report: &BackendReport) -> Option<f64> {
+        report.overhead.first()?.cpu_vs_encoded
+    }
+
+    #[test]
+    fn cpu_per_write_is_the_median_of_paired_round_ratios() {
+        // Rates and CPU are paired within each round, as the throughput ratios are.
+        let overhead = Overhead::from_rounds(
+            256,
+            vec![
+                with_cpu(round(100.0, 120.0, 110.0), 12.0, 10.0),
+                with_cpu(round(50.0, 65.0, 52.0), 30.0, 20.0),
+                with_cpu(round(100.0, 110.0, 130.0), 11.0, 10.0),
+            ],
+        );
+        assert!((overhead.cpu_vs_encoded.unwrap() - 1.2).abs() < 1e-9);
+        let (lo, hi) = overhead.cpu_vs_encoded_range();
+        assert!((lo - 1.1).abs() < 1e-9 && (hi - 1.5).abs() < 1e-9);
+        let mut with = report("raftrs", true);
+        with.overhead = vec![overhead];
+        let text = table(std::slice::from_ref(&with));
+        assert!(
+            text.contains("vs 110 direct+encoding; CPU per write 1.20x (1.10-1.50) vs direct+encoding; median of 3 rounds"),
+            "{text}"
+        );
+        let value = serde_json::to_value(&with).unwrap();
+        assert_eq!(value["overhead"][0]["cpu_vs_encoded"], 1.2);
+        assert_eq!(
+            value["overhead"][0]["rounds"][1]["adapter_cpu_us_per_write"],
+            30.0
+        );
     }
 }

@@ -291,12 +291,21 @@ pub struct WriteRun {
     pub latencies: Latencies,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// CPU the whole process used during the run (cluster and clients; `None` without a
+    /// process CPU clock).
+    pub cpu: Option<Duration>,
 }
 
 impl WriteRun {
     /// Successful writes per second.
     pub fn throughput(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Microseconds of process CPU per successful write.
+    pub fn cpu_us_per_write(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.ok > 0).then(|| cpu.as_secs_f64() * 1e6 / self.ok as f64)
     }
 }
 
@@ -307,6 +316,7 @@ pub async fn run_writes<T: WriteTarget>(
     duration: Duration,
 ) -> WriteRun {
     let start = Instant::now();
+    let cpu_start = crate::cpu::process_time();
     let deadline = start + duration;
     let handles: Vec<_> = (0..clients)
         .map(|client| {
@@ -338,12 +348,31 @@ pub async fn run_writes<T: WriteTarget>(
         }
     }
     total.elapsed = start.elapsed();
+    total.cpu = crate::cpu::since(cpu_start);
     total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_per_write_needs_a_clock_and_a_write() {
+        let run = |ok, cpu| WriteRun {
+            ok,
+            cpu,
+            ..WriteRun::default()
+        };
+        assert_eq!(
+            run(4, Some(Duration::from_micros(10))).cpu_us_per_write(),
+            Some(2.5)
+        );
+        assert_eq!(
+            run(0, Some(Duration::from_micros(10))).cpu_us_per_write(),
+            None
+        );
+        assert_eq!(run(4, None).cpu_us_per_write(), None);
+    }
 
     #[test]
     fn values_carry_their_serial() {

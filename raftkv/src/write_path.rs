@@ -114,8 +114,12 @@ pub async fn one_side(
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} {} write path", backend.name(), side.name()))?;
     let latency = run.latencies.summary();
+    let cpu = run
+        .cpu_us_per_write()
+        .map(|us| format!(", CPU {us:.1} us per write"))
+        .unwrap_or_default();
     Ok(format!(
-        "{} {}: {clients} clients, {:.0} writes/s ({} ok, {} failed in {:?}), latency p50 {:.0} us, p99 {:.0} us",
+        "{} {}: {clients} clients, {:.0} writes/s ({} ok, {} failed in {:?}), latency p50 {:.0} us, p99 {:.0} us{cpu}",
         backend.name(),
         side.name(),
         run.throughput(),
@@ -137,11 +141,12 @@ pub async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhea
         let mut rounds = Vec::with_capacity(options.rounds);
         for round in 0..options.rounds {
             let mut rates = [0.0; 3];
+            let mut cpu = [None; 3];
             for step in 0..SIDES.len() {
                 let at = (round + step) % SIDES.len();
-                rates[at] = side_writes(backend, SIDES[at], options, clients)
-                    .await?
-                    .throughput();
+                let run = side_writes(backend, SIDES[at], options, clients).await?;
+                rates[at] = run.throughput();
+                cpu[at] = run.cpu_us_per_write();
             }
             // A slow comparison shows it is moving, and what each round saw.
             eprintln!(
@@ -158,6 +163,9 @@ pub async fn overhead(backend: Backend, options: &Options) -> Result<Vec<Overhea
                 adapter_writes_per_sec: rates[0],
                 direct_writes_per_sec: rates[1],
                 direct_encoded_writes_per_sec: rates[2],
+                adapter_cpu_us_per_write: cpu[0],
+                direct_cpu_us_per_write: cpu[1],
+                direct_encoded_cpu_us_per_write: cpu[2],
             });
         }
         out.push(Overhead::from_rounds(clients, rounds));
