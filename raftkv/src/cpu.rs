@@ -1,5 +1,5 @@
-//! The process's CPU time, for CPU per write beside throughput: on a shared machine a
-//! neighbour's load moves throughput, while the CPU a run burns per write moves much less.
+//! The process's CPU time, for CPU per write beside throughput: where throughput is bound by
+//! latency (one client), CPU per write still shows the work each write costs.
 
 use std::time::Duration;
 

@@ -73,9 +73,8 @@ pub struct Overhead {
     /// a baseline that does the work a deployment must do.
     pub overhead_vs_encoded: f64,
     /// adapter / direct-with-encoding process CPU per write, the median of the rounds' ratios
-    /// (`None` without a process CPU clock). A neighbour's load moves it much less than
-    /// throughput, and at one client, where throughput is bound by latency, it is the cost
-    /// the adapter adds to each write.
+    /// (`None` without a process CPU clock). At one client throughput is bound by latency;
+    /// this is the work the adapter adds to each write, whatever the scheduling.
     pub cpu_vs_encoded: Option<f64>,
     /// Every round, in the order run.
     pub rounds: Vec<OverheadRound>,
