@@ -142,6 +142,9 @@ fn a_tiny_sweep_writes_a_complete_report() {
         assert_eq!(runs.len(), 4, "{path}");
         assert!(runs.iter().all(|b| b["error"].is_null()), "{runs:#?}");
         assert!(numbers(&runs, "write_throughput").iter().all(|&t| t > 0.0));
+        if cfg!(target_os = "linux") {
+            assert!(numbers(&runs, "cpu_us_per_write").iter().all(|&t| t > 0.0));
+        }
     }
 
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html written");

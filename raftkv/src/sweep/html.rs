@@ -312,11 +312,11 @@ fn all_points(out: &mut String, report: &SweepReport) {
     if report.baseline.is_empty() {
         return;
     }
-    out.push_str("<details>\n<summary>All write-path runs</summary>\n<table>\n<thead><tr><th>backend</th><th>path</th><th>nodes</th><th>value</th><th>clients</th><th>writes/s</th><th>commit p50</th><th>commit p99</th><th>failed writes</th><th>wall</th></tr></thead>\n<tbody>\n");
+    out.push_str("<details>\n<summary>All write-path runs</summary>\n<table>\n<thead><tr><th>backend</th><th>path</th><th>nodes</th><th>value</th><th>clients</th><th>writes/s</th><th>commit p50</th><th>commit p99</th><th>failed writes</th><th>CPU per write</th><th>wall</th></tr></thead>\n<tbody>\n");
     for b in &report.baseline {
         let _ = writeln!(
             out,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>",
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td></tr>",
             if b.ok() { "" } else { " class=\"failed\"" },
             escape(&b.backend),
             escape(b.path.label()),
@@ -327,6 +327,7 @@ fn all_points(out: &mut String, report: &SweepReport) {
             escape(&us(b.commit_p50_us)),
             escape(&us(b.commit_p99_us)),
             b.failed_writes,
+            escape(&us(b.cpu_us_per_write)),
             b.wall_time_s
         );
     }
@@ -390,6 +391,7 @@ mod tests {
                         let run = WriteRun {
                             ok: 100,
                             elapsed: std::time::Duration::from_secs(1),
+                            cpu: Some(std::time::Duration::from_micros(1_300)),
                             ..WriteRun::default()
                         };
                         baseline.push(BaselinePoint::new(&spec, path, Ok(run)));
@@ -448,6 +450,8 @@ mod tests {
         assert!(html.contains("none failed"));
         // Every point's wall time, in the table of every number.
         assert!(html.contains("<td>passed</td><td>2.5 s</td>"), "{html}");
+        // Every write-path run's CPU per write, beside its failed writes.
+        assert!(html.contains("<td>0</td><td>13 µs</td>"), "{html}");
     }
 
     #[test]

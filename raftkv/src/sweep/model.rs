@@ -273,6 +273,9 @@ pub struct BaselinePoint {
     pub commit_p99_us: Option<f64>,
     /// Writes that failed or timed out (a bare library drops proposals on a leader change).
     pub failed_writes: u64,
+    /// Process CPU per successful write in microseconds, cluster and clients together (null
+    /// without a process CPU clock or a successful write).
+    pub cpu_us_per_write: Option<f64>,
     /// Why the run failed.
     pub error: Option<String>,
     /// Wall time of the run, cluster start and shutdown included.
@@ -292,6 +295,7 @@ impl BaselinePoint {
             commit_p50_us: None,
             commit_p99_us: None,
             failed_writes: 0,
+            cpu_us_per_write: None,
             error: None,
             wall_time_s: 0.0,
         };
@@ -299,6 +303,7 @@ impl BaselinePoint {
             Ok(run) if run.ok > 0 => {
                 let latency = run.latencies.summary();
                 point.write_throughput = Some(run.throughput());
+                point.cpu_us_per_write = run.cpu_us_per_write();
                 point.commit_p50_us = p50(&latency);
                 point.commit_p99_us = p99(&latency);
                 point.failed_writes = run.failed;
@@ -415,6 +420,28 @@ mod tests {
     }
 
     #[test]
+    fn a_write_path_run_records_its_cpu_per_write() {
+        let spec = BaselineSpec {
+            group: WriteGroup {
+                nodes: 3,
+                value_size: 16,
+            },
+            backend: Backend::RaftRs,
+            clients: 8,
+        };
+        let run = WriteRun {
+            ok: 200,
+            elapsed: std::time::Duration::from_secs(1),
+            cpu: Some(std::time::Duration::from_millis(3)),
+            ..WriteRun::default()
+        };
+        let entry = BaselinePoint::new(&spec, WritePath::Adapter, Ok(run));
+        assert_eq!(entry.cpu_us_per_write, Some(15.0));
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["cpu_us_per_write"], 15.0);
+    }
+
+    #[test]
     fn a_write_path_run_without_a_success_failed() {
         let spec = BaselineSpec {
             group: WriteGroup {
@@ -431,6 +458,7 @@ mod tests {
         let entry = BaselinePoint::new(&spec, WritePath::DirectEncoded, Ok(none));
         assert!(!entry.ok());
         assert_eq!(entry.failed_writes, 3);
+        assert_eq!(entry.cpu_us_per_write, None);
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!(json["path"], "direct_encoded");
         let entry = BaselinePoint::new(&spec, WritePath::Adapter, Err("no leader".into()));
