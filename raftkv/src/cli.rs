@@ -462,6 +462,11 @@ mod tests {
         }
     }
 
+    /// What clap says when it refuses `line`.
+    fn refusal(line: &str) -> String {
+        parse(line).unwrap_err().to_string()
+    }
+
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
@@ -500,12 +505,11 @@ mod tests {
 
     #[test]
     fn bad_input_is_explained() {
-        let message = |line: &str| parse(line).unwrap_err().to_string();
-        assert!(message("bench --clients x").contains("--clients"));
-        assert!(message("bench --clients 0").contains("--clients"));
-        assert!(message("bench --read-ratio 2").contains("fraction"));
-        assert!(message("bench --backend etcd").contains("etcd"));
-        assert!(message("frobnicate").contains("frobnicate"));
+        assert!(refusal("bench --clients x").contains("--clients"));
+        assert!(refusal("bench --clients 0").contains("--clients"));
+        assert!(refusal("bench --read-ratio 2").contains("fraction"));
+        assert!(refusal("bench --backend etcd").contains("etcd"));
+        assert!(refusal("frobnicate").contains("frobnicate"));
         assert!(parse("").is_err(), "a subcommand is required");
     }
 
@@ -536,10 +540,9 @@ mod tests {
         assert_eq!(args.options().clients, 1);
         let args = bench("bench");
         assert_eq!(args.write_path, None);
-        let message = |line: &str| parse(line).unwrap_err().to_string();
-        assert!(message("bench --write-path adapter --baseline").contains("--baseline"));
-        assert!(message("bench --write-path adapter --sweep").contains("--sweep"));
-        assert!(message("bench --write-path nothing").contains("nothing"));
+        assert!(refusal("bench --write-path adapter --baseline").contains("--baseline"));
+        assert!(refusal("bench --write-path adapter --sweep").contains("--sweep"));
+        assert!(refusal("bench --write-path nothing").contains("nothing"));
     }
 
     #[test]
@@ -561,10 +564,9 @@ mod tests {
         assert_eq!(args.options().rounds, 5);
         let args = bench("bench --baseline --rounds 1");
         assert_eq!(args.options().rounds, 1);
-        let message = |line: &str| parse(line).unwrap_err().to_string();
-        assert!(message("bench --rounds 3").contains("--baseline"));
-        assert!(message("bench --baseline --rounds 0").contains("0"));
-        assert!(message("bench --sweep --baseline --rounds 3").contains("--sweep"));
+        assert!(refusal("bench --rounds 3").contains("--baseline"));
+        assert!(refusal("bench --baseline --rounds 0").contains("0"));
+        assert!(refusal("bench --sweep --baseline --rounds 3").contains("--sweep"));
     }
 
     #[test]
@@ -585,18 +587,17 @@ mod tests {
 
     #[test]
     fn bad_sweep_values_are_explained() {
-        let message = |line: &str| parse(line).unwrap_err().to_string();
-        assert!(message("bench --sweep --sweep-clients 0").contains("--sweep-clients"));
-        assert!(message("bench --sweep --sweep-clients 1,x").contains("--sweep-clients"));
-        assert!(message("bench --sweep --sweep-value-sizes 0").contains("size from 1"));
-        assert!(message("bench --sweep --sweep-value-sizes 32768K").contains("16MiB"));
-        assert!(message("bench --sweep --sweep-value-sizes 4MB").contains("4MB"));
-        assert!(message("bench --sweep --sweep-read-ratios 0.5,1.5").contains("fraction"));
-        assert!(message("bench --sweep --sweep-nodes 2").contains("--sweep-nodes"));
-        assert!(message("bench --sweep --sweep-storage disk").contains("disk"));
+        assert!(refusal("bench --sweep --sweep-clients 0").contains("--sweep-clients"));
+        assert!(refusal("bench --sweep --sweep-clients 1,x").contains("--sweep-clients"));
+        assert!(refusal("bench --sweep --sweep-value-sizes 0").contains("size from 1"));
+        assert!(refusal("bench --sweep --sweep-value-sizes 32768K").contains("16MiB"));
+        assert!(refusal("bench --sweep --sweep-value-sizes 4MB").contains("4MB"));
+        assert!(refusal("bench --sweep --sweep-read-ratios 0.5,1.5").contains("fraction"));
+        assert!(refusal("bench --sweep --sweep-nodes 2").contains("--sweep-nodes"));
+        assert!(refusal("bench --sweep --sweep-storage disk").contains("disk"));
         // An axis without --sweep would silently do nothing.
-        assert!(message("bench --sweep-clients 4").contains("--sweep"));
-        assert!(message("bench --sweep-out /tmp/r").contains("--sweep"));
+        assert!(refusal("bench --sweep-clients 4").contains("--sweep"));
+        assert!(refusal("bench --sweep-out /tmp/r").contains("--sweep"));
     }
 
     #[test]
